@@ -1,0 +1,1 @@
+"""Agent models (NeuroAI language models) and the learning rules that train them."""

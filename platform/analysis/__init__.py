@@ -1,0 +1,1 @@
+"""Emergent-language analysis: measures over run logs and checkpoints."""

@@ -1,0 +1,165 @@
+"""``neurocomm``: validate, run, resume and analyse emergent-communication experiments."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from neurocomm.platform.errors import ConfigError, RunDirError
+
+EXIT_USAGE = 2
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _fail(msg: str) -> int:
+    print(f"neurocomm: error: {msg}", file=sys.stderr, flush=True)
+    return EXIT_USAGE
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202 - RunConfig, imported lazily
+    from neurocomm.platform.config import load_config
+
+    overrides = list(args.set or [])
+    if getattr(args, "backend", None):
+        overrides.append(f"runtime.backend={args.backend}")
+    if getattr(args, "address", None):
+        overrides.append(f"runtime.address={args.address}")
+    return load_config(args.config, overrides)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from neurocomm.platform.runner import prepare
+
+    cfg = _load(args)
+    topology = prepare(cfg)
+    edges, _ = topology.talk_edges(0)
+    _say(
+        f"{args.config}: valid ({topology.n} agents, {len(edges)} directed edges, "
+        f"scenario {cfg.scenario.name}, rule {cfg.training.rule}, backend {cfg.runtime.backend}, "
+        f"config hash {cfg.digest()})"
+    )
+    return 0
+
+
+def _print_summary(result) -> None:  # noqa: ANN001
+    _say(f"run directory: {result.run_dir}")
+    _say(f"status: {result.status}; rounds: {result.rounds}; wall time: {result.wall_time:.1f} s "
+         f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)")
+    if result.final_success:
+        per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.final_success.items()))
+        _say(f"final success per agent (as listener, last 10% of rounds): {per_agent}")
+        _say(f"final mean success: {result.mean_success:.3f}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from neurocomm.platform.runner import prepare, run
+
+    cfg = _load(args)
+    topology = prepare(cfg)
+    result = run(cfg, topology=topology, echo=_say)
+    _print_summary(result)
+    return 0 if result.status == "finished" else 130
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from neurocomm.platform.rundir import RunDir
+    from neurocomm.platform.runner import run
+    from neurocomm.platform.topology import Topology
+
+    run_dir = RunDir(Path(args.run_dir))
+    status = run_dir.status()
+    cfg = run_dir.config()
+    if status.get("status") == "finished":
+        _say(f"{run_dir.path}: already finished ({status.get('rounds_done')} rounds)")
+        return 0
+    topology = Topology.load(run_dir.path / "topology.json")
+    result = run(cfg, topology=topology, resume=run_dir, echo=_say)
+    _print_summary(result)
+    return 0 if result.status == "finished" else 130
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from neurocomm.platform.analysis.commands import analyze_command
+
+    return analyze_command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from neurocomm.platform.analysis.commands import report_command
+
+    return report_command(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from neurocomm.platform.analysis.commands import compare_command
+
+    return compare_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neurocomm",
+        description="Populations of NeuroAI agents learning to communicate over a graph.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def config_command(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("config", help="YAML config file")
+        p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                       help="override a field, e.g. --set training.rounds=50 (repeatable)")
+        p.add_argument("--backend", choices=["ray", "local"], help="shortcut for runtime.backend")
+        p.add_argument("--address", help="shortcut for runtime.address (auto, host:port)")
+        p.set_defaults(fn=fn)
+        return p
+
+    config_command("validate", "check a config without running it", cmd_validate)
+    config_command("run", "run a config", cmd_run)
+
+    p = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
+    p.add_argument("run_dir")
+    p.set_defaults(fn=cmd_resume)
+
+    p = sub.add_parser("analyze", help="compute the emergent-language measures of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--at", type=int, default=None, help="analyse the checkpoint at this round")
+    p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
+                   help="message distance for topographic similarity")
+    p.set_defaults(fn=cmd_analyze)
+
+    p = sub.add_parser("report", help="write an HTML report with plots for a run")
+    p.add_argument("run_dir")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("compare", help="one table across runs (means and 95%% CIs over seeds)")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--out", default=None, help="folder for the table and plots")
+    p.set_defaults(fn=cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as err:
+        if not err.source and getattr(args, "config", None):
+            err = err.at(source=args.config)
+        return _fail(err.line())
+    except RunDirError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        print("neurocomm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The run config: YAML → typed, frozen records, validated once on the driver.
+
+Sections: seed, topology, population, scenario, training, runtime, logging (docs/config.md).
+Model, scenario and learning-rule parameters are checked against the ``Params`` dataclass that
+each registered class declares, so an unknown key at any depth is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from neurocomm.platform import registry
+from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.typed import from_mapping, to_plain
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    generator: str | None = "complete_graph"
+    params: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None
+    format: Literal["auto", "edgelist", "graphml"] = "auto"
+    directed: bool = False
+    weight: str = "weight"
+    schedule: tuple[TopologyChange, ...] = ()
+
+    def check(self) -> None:
+        if (self.generator is None) == (self.file is None):
+            raise ValueError("generator: give exactly one of topology.generator, topology.file")
+
+
+@dataclass(frozen=True)
+class TopologyChange:
+    """From round ``at_round`` on, add and/or remove these edges (language contact)."""
+
+    at_round: int
+    add_edges: tuple[tuple[int, ...], ...] = ()
+    remove_edges: tuple[tuple[int, ...], ...] = ()
+
+    def check(self) -> None:
+        if self.at_round < 0:
+            raise ValueError("at_round: must be >= 0")
+        for name in ("add_edges", "remove_edges"):
+            if any(len(e) != 2 for e in getattr(self, name)):
+                raise ValueError(f"{name}: each edge is a pair [u, v]")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How one agent is built: a registered model name (or import path) and its parameters."""
+
+    model: str = "neuroai-rnn"
+    lr: float = 1e-3
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not self.lr > 0:
+            raise ValueError("lr: must be > 0")
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """Agents on ``nodes`` override the default spec (only the keys given)."""
+
+    nodes: tuple[int, ...]
+    name: str = ""
+    model: str | None = None
+    lr: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not self.nodes:
+            raise ValueError("nodes: at least one node")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError("lr: must be > 0")
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    size: int | None = None
+    vocab_size: int = 10
+    max_len: int = 4
+    agent: AgentSpec = field(default_factory=AgentSpec)
+    groups: tuple[AgentGroup, ...] = ()
+
+    def check(self) -> None:
+        if self.size is not None and self.size < 1:
+            raise ValueError("size: must be >= 1")
+        if self.vocab_size < 2:
+            raise ValueError("vocab_size: must be >= 2 (symbol 0 is end-of-message)")
+        if self.max_len < 1:
+            raise ValueError("max_len: must be >= 1")
+
+    def spec_for(self, node: int) -> AgentSpec:
+        """The default spec with every group that names ``node`` applied in order."""
+        spec = self.agent
+        for group in self.groups:
+            if node in group.nodes:
+                spec = AgentSpec(
+                    model=group.model or spec.model,
+                    lr=group.lr if group.lr is not None else spec.lr,
+                    params={**spec.params, **group.params},
+                )
+        return spec
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    name: str = "referential"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    rule: str = "reinforce"
+    rule_params: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 100
+    batch_size: int = 32
+    edges_per_round: int | None = None
+    optimizer: Literal["adam", "sgd"] = "adam"
+
+    def check(self) -> None:
+        if self.rounds < 1:
+            raise ValueError("rounds: must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size: must be >= 1")
+        if self.edges_per_round is not None and self.edges_per_round < 1:
+            raise ValueError("edges_per_round: must be >= 1 or null (every edge)")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    num_cpus: float = 0.25
+    num_gpus: float = 0.0
+    memory_mb: int | None = None
+
+    def check(self) -> None:
+        if self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("num_cpus: resources must be >= 0")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    backend: Literal["ray", "local"] = "ray"
+    address: str | None = None
+    agents_per_actor: int = 1
+    agent_resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    placement: Literal["default", "spread", "pack"] = "default"
+    object_store_mb: int = 256
+    max_restarts: int = 3
+
+    def check(self) -> None:
+        if self.agents_per_actor < 1:
+            raise ValueError("agents_per_actor: must be >= 1")
+        if self.address is not None and not (
+            self.address == "auto" or re.fullmatch(r"(ray://)?[\w.\-]+:\d+", self.address)
+        ):
+            raise ValueError("address: null (embedded Ray), 'auto', 'host:port' or 'ray://host:port'")
+        if self.object_store_mb < 64:
+            raise ValueError("object_store_mb: must be >= 64")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    dir: str = "runs"
+    messages_every: int = 10
+    messages_per_edge: int = 8
+    checkpoint_every: int = 0
+    chunk_rounds: int = 20
+    progress: bool = True
+
+    def check(self) -> None:
+        for name in ("messages_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0 (0 turns it off)")
+        if self.messages_per_edge < 0:
+            raise ValueError("messages_per_edge: must be >= 0")
+        if self.chunk_rounds < 1:
+            raise ValueError("chunk_rounds: must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    topology: TopologyConfig = field(default_factory=TopologyConfig)
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def check(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.name):
+            raise ValueError("name: letters, digits, '_', '.', '-' only")
+        if self.seed < 0:
+            raise ValueError("seed: must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    def digest(self) -> str:
+        """A stable hash of the resolved config (saved with the run)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- YAML loading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and reads YAML 1.2 floats such as 1e-3."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.constructor.ConstructorError as err:
+        where = f" (line {err.problem_mark.line + 1})" if err.problem_mark else ""
+        problem = err.problem or "cannot construct"
+        if "could not determine a constructor" in problem:
+            problem = "YAML tags that construct objects are not allowed" + (
+                f": {problem.split('tag ')[-1]}" if "tag " in problem else ""
+            )
+        raise ConfigError(f"{problem}{where}", source=source) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"YAML syntax error{where}: {problem}", source=source) from None
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=source) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", source=source) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read file ({err.__class__.__name__})", source=source) from None
+    data = parse_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"the file must hold a mapping of sections, not {type(data).__name__}", source=source
+        )
+    return dict(data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``key.path=value`` overrides (value parsed as YAML) applied to a nested mapping."""
+    data = json.loads(json.dumps(data, default=str)) if data else {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.field=value", source="--set")
+        value = parse_yaml(raw, f"--set {key}") if raw.strip() else None
+        parts = key.strip().split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    "cannot set a field inside a non-mapping value",
+                    path=".".join(parts[: i + 1]),
+                    source="--set",
+                )
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _check_params(group: str, name: str, params: Mapping[str, Any], path: str) -> Any:
+    """Resolve a registry name and validate ``params`` against its ``Params`` dataclass."""
+    try:
+        cls = registry.resolve(group, name)
+    except LookupError as err:
+        raise ConfigError(str(err), path=path.rsplit(".", 1)[0] + "." + path.rsplit(".", 1)[1]) from None
+    params_cls = getattr(cls, "Params", None)
+    if params_cls is None:
+        raise ConfigError(f"{name!r} declares no Params dataclass", path=path)
+    return cls, params_cls
+
+
+def validate_references(cfg: RunConfig) -> None:
+    """Checks that need the registries: names resolve, parameters fit their Params."""
+    checks = [("models", cfg.population.agent.model, cfg.population.agent.params, "population.agent")]
+    for i, group in enumerate(cfg.population.groups):
+        model = group.model or cfg.population.agent.model
+        merged = {**cfg.population.agent.params, **group.params}
+        checks.append(("models", model, merged, f"population.groups[{i}]"))
+    checks.append(("scenarios", cfg.scenario.name, cfg.scenario.params, "scenario"))
+    checks.append(("rules", cfg.training.rule, cfg.training.rule_params, "training"))
+    name_field = {"models": "model", "scenarios": "name", "rules": "rule"}
+    params_field = {"models": "params", "scenarios": "params", "rules": "rule_params"}
+    for group, name, params, path in checks:
+        try:
+            cls = registry.resolve(group, name)
+        except LookupError as err:
+            raise ConfigError(str(err), path=f"{path}.{name_field[group]}") from None
+        params_cls = getattr(cls, "Params", None)
+        if params_cls is None:
+            raise ConfigError(
+                f"{name!r} does not fit the {group[:-1]} interface: no Params dataclass",
+                path=f"{path}.{name_field[group]}",
+            )
+        from_mapping(params_cls, dict(params), f"{path}.{params_field[group]}")
+        if group == "models":
+            from neurocomm.platform.interfaces import check_model_class
+
+            problem = check_model_class(cls)
+            if problem:
+                raise ConfigError(problem, path=f"{path}.model")
+
+
+def build_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:
+    try:
+        cfg = from_mapping(RunConfig, data)
+        validate_references(cfg)
+    except ConfigError as err:
+        raise err.at(source=source) from None
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """The validated config of a YAML file with ``--set`` overrides applied."""
+    data = apply_overrides(load_mapping(path), overrides)
+    return build_config(data, source=str(path))
+
+
+def with_overrides(cfg: RunConfig, overrides: Sequence[str], source: str = "--set") -> RunConfig:
+    return build_config(apply_overrides(cfg.to_dict(), overrides), source=source)
+
+
+def replace_section(cfg: RunConfig, **sections: Any) -> RunConfig:
+    return replace(cfg, **sections)

@@ -1,0 +1,49 @@
+"""Starting or joining Ray, loopback-only unless the user points at a cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+# Read by Ray when it is imported: with it off, a local Ray binds and advertises 127.0.0.1
+# only, so nobody else on the network can join a laptop run.
+_LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def loopback_environment() -> None:
+    """Make a local Ray stay on 127.0.0.1 (call before ray is started)."""
+    for key, value in _LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        constants.ENABLE_RAY_CLUSTER = False
+
+
+def ensure_ray(address: str | None, *, object_store_mb: int = 256, num_cpus: float | None = None) -> Any:
+    """``ray`` connected: to the running session, to ``address``, or to a new embedded one."""
+    if address is None:
+        loopback_environment()
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    env = {"env_vars": dict(WORKER_ENV)}
+    if address is None:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            object_store_memory=object_store_mb * 1024 * 1024,
+            _node_ip_address="127.0.0.1",
+            runtime_env=env,
+            log_to_driver=True,
+            configure_logging=False,
+        )
+    else:
+        ray.init(address=address, runtime_env=env, configure_logging=False)
+    return ray

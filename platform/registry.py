@@ -1,0 +1,63 @@
+"""Find models, scenarios and learning rules by name.
+
+The platform never imports agents/ or scenarios/: they are found through the entry-point
+groups declared in pyproject.toml (``neurocomm.models``, ``neurocomm.scenarios``,
+``neurocomm.rules``), through :func:`register` calls, or by an import path ``pkg.mod:Name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+GROUPS = ("models", "scenarios", "rules")
+
+_registered: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+
+
+def register(group: str, name: str, obj: Any) -> Any:
+    """Register ``obj`` under ``name`` (for code that is not installed as a package)."""
+    if group not in _registered:
+        raise KeyError(f"unknown registry group {group!r}; one of {', '.join(GROUPS)}")
+    _registered[group][name] = obj
+    return obj
+
+
+def _entry_points(group: str) -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=f"neurocomm.{group}")}
+
+
+def names(group: str) -> list[str]:
+    """Every name that ``resolve`` accepts for ``group`` (import paths aside)."""
+    return sorted(set(_entry_points(group)) | set(_registered[group]))
+
+
+def resolve(group: str, name: str) -> Any:
+    """The object registered as ``name``, or imported from ``pkg.mod:Name``.
+
+    Raises LookupError with a user-facing message listing what is allowed.
+    """
+    if name in _registered[group]:
+        return _registered[group][name]
+    eps = _entry_points(group)
+    if name in eps:
+        try:
+            return eps[name].load()
+        except ImportError as err:
+            raise LookupError(
+                f"{name!r} is registered but its module failed to import ({err}); "
+                f"install the package that provides it"
+            ) from err
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise LookupError(f"cannot import module {module_name!r} ({err})") from err
+        try:
+            return getattr(module, attr)
+        except AttributeError as err:
+            raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from err
+    allowed = ", ".join(names(group)) or "none registered"
+    raise LookupError(f"unknown name {name!r}; allowed: {allowed} (or an import path pkg.mod:Name)")

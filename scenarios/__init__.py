@@ -1,0 +1,1 @@
+"""Scenarios: the games agents play (what is seen, what counts as success, the reward)."""

@@ -1,0 +1,83 @@
+"""The referential (Lewis discrimination) game.
+
+The speaker sees a target object (a vector of ``n_attributes`` attributes with ``n_values``
+values each); the listener sees the message and ``n_distractors + 1`` candidates in random order
+and picks one. Reward 1 on success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from neurocomm.platform.interfaces import AgentModel, Batch, Decision, GameSpec
+from neurocomm.scenarios.objects import one_hot_objects
+
+
+class ReferentialGame:
+    @dataclass(frozen=True)
+    class Params:
+        n_attributes: int = 3
+        n_values: int = 4
+        n_distractors: int = 3
+        # random: distractors drawn uniformly from all objects (never equal to the target);
+        # batch: distractors are the other targets of the same batch.
+        distractors: Literal["random", "batch"] = "random"
+
+        def check(self) -> None:
+            if self.n_attributes < 1:
+                raise ValueError("n_attributes: must be >= 1")
+            if self.n_values < 2:
+                raise ValueError("n_values: must be >= 2")
+            if self.n_distractors < 1:
+                raise ValueError("n_distractors: must be >= 1")
+            if self.n_distractors >= self.n_values**self.n_attributes:
+                raise ValueError("n_distractors: must be below the number of distinct objects")
+
+    def __init__(self, params: ReferentialGame.Params | None = None) -> None:
+        self.params = params or ReferentialGame.Params()
+        p = self.params
+        self.spec = GameSpec(p.n_attributes * p.n_values, p.n_attributes, p.n_values)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, split: str = "train") -> Batch:
+        p = self.params
+        n_cand = p.n_distractors + 1
+        target = rng.integers(0, p.n_values, size=(batch_size, p.n_attributes))
+        if p.distractors == "batch" and batch_size > p.n_distractors:
+            others = np.stack(
+                [rng.choice(batch_size - 1, p.n_distractors, replace=False) for _ in range(batch_size)]
+            )
+            others = others + (others >= np.arange(batch_size)[:, None])
+            distractors = target[others]
+        else:
+            distractors = rng.integers(0, p.n_values, size=(batch_size, p.n_distractors, p.n_attributes))
+            same = (distractors == target[:, None, :]).all(-1)
+            while same.any():
+                fresh = rng.integers(0, p.n_values, size=(int(same.sum()), p.n_attributes))
+                distractors[same] = fresh
+                same = (distractors == target[:, None, :]).all(-1)
+        slots = np.concatenate([target[:, None, :], distractors], 1)
+        perm = np.argsort(rng.random((batch_size, n_cand)), axis=1)
+        candidates = np.take_along_axis(slots, perm[:, :, None], 1)
+        label = np.argmax(perm == 0, axis=1)
+        return Batch(
+            speaker_obs=one_hot_objects(target, p.n_values),
+            target=target.astype(np.int64),
+            extra={"candidates": candidates, "label": label.astype(np.int64)},
+        )
+
+    def decide(self, agent: AgentModel, meaning: Tensor, batch: Batch) -> Decision:
+        cand = torch.from_numpy(one_hot_objects(batch.extra["candidates"], self.params.n_values))
+        embedded = agent.perceive(cand)  # (B, C, H)
+        scores = torch.einsum("bth,bch->btc", meaning, embedded)
+        b, t, c = scores.shape
+        label = torch.from_numpy(batch.extra["label"])
+        loss = F.cross_entropy(scores.reshape(b * t, c), label.repeat_interleave(t), reduction="none")
+        choice = scores.argmax(-1)
+        success = (choice == label.unsqueeze(1)).float()
+        return Decision(loss.view(b, t), success, choice, success)
