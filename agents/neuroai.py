@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
-
 from neurocomm.platform.interfaces import ChannelSpec, GameSpec
+from torch import Tensor, nn
 
 
 class PerceptionStack(nn.Module):

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from neurocomm.platform.interfaces import EOS, AgentModel, Batch, ChannelSpec, Decision, Scenario
+from torch import Tensor
 
 
 @dataclass
@@ -55,6 +54,17 @@ def _at_end(decision: Decision, lengths: Tensor) -> Decision:
     return Decision(pick(decision.loss), pick(decision.reward), pick(decision.choice), pick(decision.success))
 
 
+def evaluate_tokens(
+    agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch, vocab_size: int
+) -> Decision:
+    """The listener's decision on complete (greedy) messages, read up to their end; no learning."""
+    lengths = message_lengths(tokens)
+    with torch.no_grad():
+        states = agent.comprehend(F.one_hot(tokens, vocab_size).float())
+        idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
+        return scenario.decide(agent, states.gather(1, idx), batch)
+
+
 class Reinforce:
     @dataclass(frozen=True)
     class Params:
@@ -65,6 +75,8 @@ class Reinforce:
         def check(self) -> None:
             if self.entropy_coeff < 0 or self.length_cost < 0:
                 raise ValueError("entropy_coeff: must be >= 0")
+
+    evaluate = staticmethod(evaluate_tokens)
 
     def __init__(self, params: Reinforce.Params | None = None) -> None:
         self.params = params or Reinforce.Params()
@@ -131,10 +143,15 @@ class GumbelSoftmax:
     @dataclass(frozen=True)
     class Params:
         temperature: float = 1.0
+        # false: the listener reads the relaxed (soft) symbols while training, as EGG's
+        # RnnSenderGS does by default; true: hard one-hot forward, soft gradient.
+        straight_through: bool = False
 
         def check(self) -> None:
             if not self.temperature > 0:
                 raise ValueError("temperature: must be > 0")
+
+    evaluate = staticmethod(evaluate_tokens)
 
     def __init__(self, params: GumbelSoftmax.Params | None = None) -> None:
         self.params = params or GumbelSoftmax.Params()
@@ -151,8 +168,11 @@ class GumbelSoftmax:
             probs = F.softmax(logits, -1)
             ents.append(-(probs * F.log_softmax(logits, -1)).sum(-1))
             soft = _gumbel_sample(logits, self.params.temperature, generator) if train else probs
-            hard = F.one_hot(soft.argmax(-1), channel.vocab_size).to(soft.dtype)
-            symbol = hard - soft.detach() + soft  # straight-through: hard forward, soft gradient
+            if self.params.straight_through or not train:
+                hard = F.one_hot(soft.argmax(-1), channel.vocab_size).to(soft.dtype)
+                symbol = hard - soft.detach() + soft
+            else:
+                symbol = soft
             steps.append(symbol)
         message = torch.stack(steps, 1)
         tokens = message.argmax(-1)

@@ -53,7 +53,7 @@ def _print_summary(result) -> None:  # noqa: ANN001
          f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)")
     if result.final_success:
         per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.final_success.items()))
-        _say(f"final success per agent (as listener, last 10% of rounds): {per_agent}")
+        _say(f"final success per agent (as listener, greedy evaluation): {per_agent}")
         _say(f"final mean success: {result.mean_success:.3f}")
 
 

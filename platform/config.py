@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-
 from neurocomm.platform import registry
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.typed import from_mapping, to_plain
@@ -174,11 +173,15 @@ class LoggingConfig:
     messages_every: int = 10
     messages_per_edge: int = 8
     checkpoint_every: int = 0
+    eval_every: int = 10
+    eval_games: int = 128
     chunk_rounds: int = 20
     progress: bool = True
 
     def check(self) -> None:
-        for name in ("messages_every", "checkpoint_every"):
+        if self.eval_games < 1:
+            raise ValueError("eval_games: must be >= 1")
+        for name in ("messages_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0 (0 turns it off)")
         if self.messages_per_edge < 0:

@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import yaml
-
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import RunDirError
 
@@ -45,6 +44,7 @@ METRICS_SCHEMA = pa.schema(
         ("speaker_loss", pa.float64()),
         ("entropy", pa.float64()),
         ("msg_length", pa.float64()),
+        ("eval_success", pa.float64()),
     ],
     metadata={"schema_version": str(SCHEMA_VERSION)},
 )

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from neurocomm.platform import seeding
 from neurocomm.platform.backends import make_backend
 from neurocomm.platform.config import RunConfig
@@ -66,6 +65,7 @@ def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
                 "speaker_loss": v.get("speaker_loss", math.nan),
                 "entropy": v.get("entropy", math.nan),
                 "msg_length": v.get("msg_length", math.nan),
+                "eval_success": v.get("eval_success", math.nan),
             }
         )
     return rows
@@ -209,9 +209,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
                     metrics.flush()
                     messages.flush()
                     run_dir.update_status(rounds_done=done)
-                if needs_state(done):
-                    _checkpoint(cfg, run_dir, backend, done, metrics, messages)
-                elif flag.stop and not pending:
+                if needs_state(done) or flag.stop and not pending:
                     _checkpoint(cfg, run_dir, backend, done, metrics, messages)
             if done < total:
                 status = "interrupted"
@@ -249,11 +247,16 @@ def _drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
 
 
 def _final_success(run_dir: RunDir, done: int) -> dict[int, float]:
-    """Mean success per agent (as listener) over the last 10% of rounds."""
+    """Success per agent as listener: greedy evaluation at the last evaluated round, or else
+    the mean training success over the last 10% of rounds."""
     import pandas as pd
 
     if not any(run_dir.metrics_dir.glob("part-*.parquet")):
         return {}
     df = pd.read_parquet(run_dir.metrics_dir)
+    evaluated = df.dropna(subset=["eval_success"])
+    if len(evaluated):
+        last = evaluated[evaluated["round"] == evaluated["round"].max()]
+        return {int(k): float(v) for k, v in last.groupby("listener")["eval_success"].mean().items()}
     tail = df[df["round"] >= done - max(1, done // 10)]
     return {int(k): float(v) for k, v in tail.groupby("listener")["success"].mean().items()}

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import AgentSpec, RunConfig
 from neurocomm.platform.interfaces import Batch, ChannelSpec
@@ -110,7 +109,7 @@ class AgentShard:
                 self._stats.setdefault(edge, {}).update(
                     entropy=float(utt.entropy.mean()), msg_length=float(utt.lengths.float().mean())
                 )
-                wires[edge] = utt.wire
+                wires[edge] = (utt.wire, self._greedy_tokens(round_, edge, slot))
             out.append(wires)
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -126,16 +125,20 @@ class AgentShard:
             for edge in group:
                 slot = self.agents[edge[1]]
                 batch = game_batch(self.cfg, self.scenario, round_, edge)
+                wire, greedy = wires[edge]
                 loss, fb, decision, lengths = self.rule.listen(
-                    slot.model, self.scenario, wires[edge], batch, self.channel.vocab_size
+                    slot.model, self.scenario, wire, batch, self.channel.vocab_size
                 )
+                if greedy is not None:
+                    self._stats[edge] = {**self._stats.get(edge, {}),
+                                         "eval_success": self._evaluate(edge, slot, greedy)}
                 feedback[edge] = fb
                 success = decision.success[:, 0]
                 self._stats.setdefault(edge, {}).update(
                     success=float(success.mean()), listener_loss=loss, games=float(len(batch))
                 )
                 if log_games:
-                    self._log(round_, edge, wires[edge], lengths, batch, decision, log_games)
+                    self._log(round_, edge, wire, lengths, batch, decision, log_games)
             out.append(feedback)
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -154,6 +157,27 @@ class AgentShard:
         self._stats, self._messages = {}, []
         self._kept.clear()
         return report
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _eval_batch(self, edge: Edge) -> Batch:
+        """A fixed evaluation set per edge (the same every round), never trained on."""
+        rng = seeding.rng(self.cfg.seed, seeding.EVAL, edge[0], edge[1])
+        return self.scenario.sample(rng, self.cfg.logging.eval_games, "eval")
+
+    def _greedy_tokens(self, round_: int, edge: Edge, slot: AgentSlot) -> torch.Tensor | None:
+        every = self.cfg.logging.eval_every
+        if every <= 0 or not (round_ % every == 0 or round_ == self.cfg.training.rounds - 1):
+            return None
+        obs = torch.from_numpy(self._eval_batch(edge).speaker_obs)
+        with torch.no_grad():
+            utt = self.rule.speak(slot.model, obs, self.channel, slot.generator, train=False)
+        return utt.tokens
+
+    def _evaluate(self, edge: Edge, slot: AgentSlot, tokens: torch.Tensor) -> float:
+        decision = self.rule.evaluate(slot.model, self.scenario, tokens, self._eval_batch(edge),
+                                      self.channel.vocab_size)
+        return float(decision.success[:, 0].mean())
 
     # ------------------------------------------------------------------ logging
 

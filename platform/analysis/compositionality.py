@@ -20,8 +20,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import spearmanr
-
 from neurocomm.platform.analysis.distances import (
     EOS,
     MessageDistance,
@@ -31,6 +29,7 @@ from neurocomm.platform.analysis.distances import (
     pairwise_message_distances,
 )
 from neurocomm.platform.analysis.information import entropy_bits, mutual_information_bits
+from scipy.stats import spearmanr
 
 
 def topographic_similarity(
@@ -86,8 +85,10 @@ def symbol_counts(messages: Messages) -> np.ndarray:
     tokens, lengths = pad_messages(messages)
     inside = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
     symbols = np.unique(tokens[inside & (tokens != EOS)])
-    return np.stack([((tokens == s) & inside).sum(1) for s in symbols], 1) if len(symbols) else (
-        np.zeros((len(lengths), 0), dtype=np.int64)
+    return (
+        np.stack([((tokens == s) & inside).sum(1) for s in symbols], 1)
+        if len(symbols)
+        else (np.zeros((len(lengths), 0), dtype=np.int64))
     )
 
 

@@ -83,7 +83,9 @@ def pairwise_message_distances(
 ) -> np.ndarray:
     """Condensed (scipy ``pdist`` order) distances between every pair of messages."""
     if distance not in MESSAGE_DISTANCES:
-        raise ValueError(f"distance must be one of {', '.join(MESSAGE_DISTANCES)}, not {distance!r}")
+        raise ValueError(
+            f"distance must be one of {', '.join(MESSAGE_DISTANCES)}, not {distance!r}"
+        )
     tokens, lengths = pad_messages(messages)
     ii, jj = _pair_indices(len(lengths))
     out = np.empty(len(ii), dtype=np.float64)
@@ -116,7 +118,7 @@ def pairwise_meaning_distances(meanings: np.ndarray | Sequence[Sequence[int]]) -
 
 
 def normalised_edit_distances(a: Messages, b: Messages) -> np.ndarray:
-    """Levenshtein distance between ``a[k]`` and ``b[k]`` divided by the longer length: in [0, 1]."""
+    """Levenshtein distance of ``a[k]`` and ``b[k]`` over the longer length: in [0, 1]."""
     if len(a) != len(b):
         raise ValueError(f"a and b must pair up: {len(a)} != {len(b)} messages")
     if len(a) == 0:

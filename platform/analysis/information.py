@@ -9,9 +9,10 @@ import numpy as np
 
 def category_codes(values: Sequence[Hashable] | np.ndarray) -> np.ndarray:
     """Each observation's category as an integer 0..K-1 (rows of a 2-D array are categories)."""
-    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
-    if arr.dtype != object and arr.ndim in (1, 2) and len(arr):
-        _, codes = np.unique(arr, axis=0 if arr.ndim == 2 else None, return_inverse=True)
+    if isinstance(values, np.ndarray) and values.dtype != object and values.ndim in (1, 2):
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64)
+        _, codes = np.unique(values, axis=0 if values.ndim == 2 else None, return_inverse=True)
         return codes.reshape(-1).astype(np.int64)
     table: dict[Hashable, int] = {}
     return np.array([table.setdefault(_hashable(v), len(table)) for v in values], dtype=np.int64)
@@ -33,7 +34,9 @@ def entropy_bits(values: Sequence[Hashable] | np.ndarray) -> float:
     return float(max(0.0, -(p * np.log2(p)).sum()))
 
 
-def mutual_information_bits(x: np.ndarray | Sequence[Hashable], y: np.ndarray | Sequence[Hashable]) -> float:
+def mutual_information_bits(
+    x: np.ndarray | Sequence[Hashable], y: np.ndarray | Sequence[Hashable]
+) -> float:
     """I(X; Y) = H(X) + H(Y) - H(X, Y) over paired observations, in bits (never below 0)."""
     cx, cy = category_codes(x), category_codes(y)
     if len(cx) != len(cy):

@@ -1,0 +1,191 @@
+"""One table across runs: each measure's mean and 95% confidence interval over seeds.
+
+Runs are grouped by config name (``name`` in the config); the interval is Student's t
+interval of the mean over the runs of a group (half-width t(0.975, n-1) · sd / √n), NaN with
+fewer than two runs. A measure that is undefined for a run (e.g. a success threshold never
+reached) is left out of that measure's mean; ``n`` counts the runs that have it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from neurocomm.platform.analysis.distances import MessageDistance
+from neurocomm.platform.analysis.run_analysis import ANALYSIS_VERSION, analyze_run
+from neurocomm.platform.errors import RunDirError
+from scipy.stats import t as student_t
+
+COMPARED = (
+    "final_success",
+    "rounds_to_success_0.8",
+    "topsim",
+    "posdis",
+    "bosdis",
+    "entropy",
+    "symbols_used",
+    "mean_length",
+    "intelligibility_mean",
+    "intelligibility_strangers",
+    "language_distance_mean",
+    "mantel_r",
+    "language_clusters",
+    "clusters_communities_nmi",
+)
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """(run directory, named explicitly) for each path: a run, or a folder searched for runs."""
+    found: list[tuple[Path, bool]] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise RunDirError(f"{path}: no such run directory or folder")
+        if (path / "run.json").is_file():
+            found.append((path, True))
+            continue
+        if not path.is_dir():
+            raise RunDirError(f"{path}: not a run directory or a folder of runs")
+        inside = sorted(p.parent for p in path.rglob("run.json"))
+        if not inside:
+            raise RunDirError(f"{path}: no run directories (folders with a run.json) inside")
+        found.extend((p, False) for p in inside)
+    unique: dict[Path, bool] = {}
+    for p, explicit in found:
+        unique[p.resolve()] = unique.get(p.resolve(), False) or explicit
+    return sorted(unique.items())
+
+
+def _cached(path: Path, distance: str) -> dict[str, Any] | None:
+    """RUN/analysis/summary.json when it describes the run as it is now, else None."""
+    try:
+        summary = json.loads((path / "analysis" / "summary.json").read_text())
+        status = json.loads((path / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    checkpoints = sorted(path.glob("checkpoints/round_*.pt"))
+    latest = int(checkpoints[-1].stem.split("_")[1]) if checkpoints else None
+    fresh = (
+        summary.get("analysis_version") == ANALYSIS_VERSION
+        and summary.get("distance") == distance
+        and summary.get("status") == status.get("status")
+        and summary.get("rounds_done") == status.get("rounds_done")
+        and summary.get("checkpoint_round") == latest
+        and summary.get("rounds_analysed") == summary.get("rounds_done")
+    )
+    return summary if fresh else None
+
+
+def run_summary(path: Path, distance: MessageDistance = "edit") -> dict[str, Any]:
+    """The analysis summary of one run (from RUN/analysis/summary.json when it is up to date)."""
+    summary = (
+        _cached(path, distance)
+        or analyze_run(path, distance=distance, with_over_time=False).summary
+    )
+    flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    for threshold, rounds in summary.get("rounds_to_success", {}).items():
+        flat[f"rounds_to_success_{threshold}"] = rounds
+    return flat
+
+
+def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit") -> pd.DataFrame:
+    """One row per run found under ``paths``; broken runs found inside a folder are skipped
+    with a warning, a broken run named explicitly raises RunDirError."""
+    rows = []
+    for path, explicit in find_runs(paths):
+        try:
+            rows.append(run_summary(path, distance))
+        except RunDirError as err:
+            if explicit:
+                raise
+            print(f"neurocomm: warning: skipped {err}", file=sys.stderr)
+    if not rows:
+        raise RunDirError("no run could be analysed")
+    return pd.DataFrame(rows)
+
+
+def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[int, float, float, float]:
+    """(n, mean, low, high) of the finite values; the t interval needs n ≥ 2 (else NaN)."""
+    x = np.array([v for v in values if v is not None and math.isfinite(float(v))], dtype=float)
+    n = len(x)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if n < 2:
+        return 1, mean, math.nan, math.nan
+    half = float(student_t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return n, mean, mean - half, mean + half
+
+
+def comparison_table(runs: pd.DataFrame, measures: Sequence[str] = COMPARED) -> pd.DataFrame:
+    """Long table: name, measure, n, mean, ci_low, ci_high (one row per config name × measure)."""
+    rows = []
+    for name, group in runs.groupby("name", sort=True):
+        for measure in measures:
+            values = group[measure].tolist() if measure in group else []
+            n, mean, low, high = mean_ci(float(v) if v is not None else math.nan for v in values)
+            rows.append(
+                {
+                    "name": name,
+                    "measure": measure,
+                    "runs": len(group),
+                    "n": n,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    """The long table as text: one column per config name, 'mean ± half-width (n)' per cell."""
+
+    def cell(r: pd.Series) -> str:
+        if r["n"] == 0:
+            return "n/a"
+        if not math.isfinite(r["ci_low"]):
+            return f"{r['mean']:.3g} (n={r['n']})"
+        return f"{r['mean']:.3g} ± {(r['ci_high'] - r['ci_low']) / 2:.2g} (n={r['n']})"
+
+    wide = table.assign(text=table.apply(cell, axis=1)).pivot(
+        index="measure", columns="name", values="text"
+    )
+    wide = wide.reindex([m for m in table["measure"].drop_duplicates()])
+    runs = table.drop_duplicates("name").set_index("name")["runs"]
+    header = "runs per config: " + ", ".join(f"{k}: {v}" for k, v in runs.items())
+    return header + "\n(mean ± 95% CI half-width over seeds)\n" + wide.to_string()
+
+
+def comparison_plot(table: pd.DataFrame, out: Path) -> Path:
+    """Bar chart of each measure per config name with 95% CI error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = [
+        m for m in table["measure"].drop_duplicates() if table[table["measure"] == m]["n"].sum()
+    ]
+    names = sorted(table["name"].unique())
+    cols = 4
+    rows = max(1, math.ceil(len(measures) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, measure in zip(axes.flat, measures):
+        part = table[table["measure"] == measure].set_index("name").reindex(names)
+        err = np.nan_to_num((part["ci_high"] - part["ci_low"]).to_numpy() / 2)
+        ax.bar(range(len(names)), part["mean"].to_numpy(), yerr=err, capsize=3, color="C0")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_title(measure, fontsize=9)
+    for ax in list(axes.flat)[len(measures) :]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,241 @@
+"""The minimal naming game (Steels 1995; Baronchelli et al. 2006), as a vectorised engine.
+
+Each interaction picks a speaker and a hearer that are neighbours on the graph. A speaker with
+an empty inventory invents a fresh word (integer ids 0, 1, 2, ... in order of invention), else
+it utters one of its words uniformly at random. If the hearer knows the word, both drop every
+other word (success); otherwise the hearer adds it (failure). The run stops at consensus (every
+agent holds the same single word) or after ``max_interactions``.
+
+The engine is exact: the interaction stream (see :mod:`neurocomm.scenarios.naming_pairs`) is
+drawn in chunks, each chunk is split into levels of interactions with no agent in common, and
+each level is played as numpy array work; the result equals playing the stream one interaction
+at a time. Inventories are rows of an (agents, capacity) int32 array in insertion order, with a
+count per agent; capacity doubles when a row fills. Word ids never exceed the number of agents
+(an agent invents only while its inventory is empty, which happens before its first interaction
+only), so a per-word holder count of size n gives the number of distinct words.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+import pyarrow as pa
+from neurocomm.scenarios.naming_pairs import ORDERS, Adjacency, levels, links
+
+# Interactions drawn and played per chunk: max(N, 1024). Chunks also end at every record.
+# Bigger chunks amortise the per-chunk work (drawing, the sort in ``links``) over more
+# interactions; each level still costs a fixed number of numpy calls.
+_CHUNK_MIN = 1024
+
+
+@dataclass(frozen=True)
+class NamingGameParams:
+    # direct: random speaker, then a random neighbour hears (Baronchelli's default);
+    # reverse: random hearer, then a random neighbour speaks; edge: a uniform random edge,
+    # random direction.
+    order: Literal["direct", "reverse", "edge"] = "direct"
+    max_interactions: int | None = None  # None: play until consensus (the graph must be connected)
+    record_every: int | None = None  # None: every N interactions (one sweep)
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"order: expected one of {', '.join(ORDERS)}, got {self.order!r}")
+        if self.max_interactions is not None and self.max_interactions < 1:
+            raise ValueError("max_interactions: must be >= 1 or null (until consensus)")
+        if self.record_every is not None and self.record_every < 1:
+            raise ValueError("record_every: must be >= 1 or null (every N interactions)")
+
+
+@dataclass
+class NamingGameResult:
+    converged: bool
+    t_conv: int | None  # interactions played when consensus was reached
+    max_words: int  # peak of N_w(t), the total number of words
+    t_max_words: int  # first t at which the peak was reached
+    records: list[dict[str, Any]] = field(default_factory=list)
+    wall_time: float = 0.0  # seconds
+
+
+class Inventories:
+    """Every agent's words in insertion order, played one chunk of interactions at a time.
+
+    ``play_chunk`` takes any (speaker, hearer, u_word) sequence, so a test can inject its own.
+    """
+
+    def __init__(self, n: int, capacity: int = 8) -> None:
+        self.words = np.zeros((n, capacity), dtype=np.int32)
+        self.size = np.zeros(n, dtype=np.int64)
+        self.holders = np.zeros(n, dtype=np.int64)  # per word id: how many agents know it
+        self.n_words = 0
+        self.n_invented = 0
+
+    def n_distinct(self) -> int:
+        return int(np.count_nonzero(self.holders[: self.n_invented]))
+
+    def words_of(self, agent: int) -> list[int]:
+        return self.words[agent, : self.size[agent]].tolist()
+
+    def _grow(self, needed: int) -> None:
+        capacity = self.words.shape[1]
+        while capacity < needed:
+            capacity *= 2
+        grown = np.zeros((self.words.shape[0], capacity), dtype=np.int32)
+        grown[:, : self.words.shape[1]] = self.words
+        self.words = grown
+
+    def play_chunk(
+        self, speaker: np.ndarray, hearer: np.ndarray, u_word: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Play a chunk; → (change of N_w, success) per interaction, in the chunk's order."""
+        prev, nxt = links(speaker, hearer)
+        invents = (prev[:, 0] < 0) & (self.size[speaker] == 0)
+        fresh = np.full(len(speaker), -1, dtype=np.int64)
+        fresh[invents] = self.n_invented + np.arange(int(invents.sum()))
+        self.n_invented += int(invents.sum())
+        delta, success = np.empty(len(speaker), dtype=np.int64), np.empty(len(speaker), dtype=bool)
+        for level in levels(prev, nxt):
+            delta[level], success[level] = self._play(
+                speaker[level], hearer[level], u_word[level], fresh[level]
+            )
+        self.n_words += int(delta.sum())
+        return delta, success
+
+    def _play(
+        self, s: np.ndarray, h: np.ndarray, u: np.ndarray, new: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One level: no agent appears twice, so every update below is a plain scatter."""
+        words, size, holders = self.words, self.size, self.holders
+        s_size = size[s]
+        word = words[s, (u * s_size).astype(np.int64)]  # column 0 (ignored) for empty speakers
+        invents = new >= 0
+        if invents.any():
+            word[invents] = new[invents]
+            words[s[invents], 0] = new[invents]
+            size[s[invents]] = 1
+            holders[new[invents]] = 1
+            s_size[invents] = 1
+        h_size = size[h]
+        width = int(h_size.max())
+        rows = words[h, :width]
+        in_row = np.arange(width) < h_size[:, None]
+        match = rows == word[:, None]
+        known = (match & in_row).any(axis=1)
+        delta = np.where(known, 2 - s_size - h_size, 1 + invents)
+
+        if known.any():  # success: both keep only the word
+            ks, kh, kw = s[known], h[known], word[known]
+            dropped = [rows[known][in_row[known] & ~match[known]]]
+            s_width = int(s_size[known].max())
+            if s_width > 1:
+                s_rows = words[ks, :s_width]
+                keep = (np.arange(s_width) < s_size[known][:, None]) & (s_rows != kw[:, None])
+                dropped.append(s_rows[keep])
+            np.subtract.at(holders, np.concatenate(dropped), 1)
+            words[ks, 0], words[kh, 0] = kw, kw
+            size[ks], size[kh] = 1, 1
+
+        failed = ~known
+        if failed.any():  # failure: the hearer learns the word
+            fh, fw, at = h[failed], word[failed], h_size[failed]
+            if int(at.max()) >= self.words.shape[1]:
+                self._grow(int(at.max()) + 1)
+                words = self.words
+            words[fh, at] = fw
+            size[fh] = at + 1
+            np.add.at(holders, fw, 1)
+        return delta, known
+
+
+class NamingGame:
+    Params = NamingGameParams
+    standalone = True  # the platform runs it by calling run_population, not the neural round loop
+
+    def __init__(self, params: NamingGameParams | None = None) -> None:
+        self.params = params or NamingGameParams()
+
+    @staticmethod
+    def record_schema() -> pa.Schema:
+        return pa.schema(
+            [
+                ("t", pa.int64()),
+                ("n_words", pa.int64()),
+                ("n_distinct", pa.int64()),
+                ("success_rate", pa.float64()),
+            ]
+        )
+
+    def simulate(
+        self,
+        graph: nx.Graph,
+        rng: np.random.Generator,
+        *,
+        max_interactions: int | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> NamingGameResult:
+        """Play on ``graph`` (undirected, nodes 0..N-1) until consensus or the interaction cap.
+
+        ``max_interactions`` overrides the params' cap. ``on_record`` gets
+        ``{"t", "n_words", "n_distinct", "success_rate"}`` every ``record_every`` interactions
+        (success rate over those interactions) and once more where the run stops.
+        """
+        return self.run(Adjacency.from_graph(graph), rng, max_interactions=max_interactions,
+                        on_record=on_record)
+
+    def run(
+        self,
+        adjacency: Adjacency,
+        rng: np.random.Generator,
+        *,
+        max_interactions: int | None = None,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> NamingGameResult:
+        """:meth:`simulate` on an :class:`Adjacency` (``Adjacency.complete(n)`` for big n)."""
+        start_time = time.perf_counter()
+        n = adjacency.n
+        limit = max_interactions if max_interactions is not None else self.params.max_interactions
+        if limit is None and not adjacency.is_connected():
+            raise ValueError("graph: disconnected, so consensus is impossible; set max_interactions")
+        every = self.params.record_every or n
+        chunk = max(n, _CHUNK_MIN)
+        state = Inventories(n)
+        result = NamingGameResult(converged=False, t_conv=None, max_words=0, t_max_words=0)
+        t, last_record, successes = 0, 0, 0
+
+        def record(at: int) -> None:
+            nonlocal last_record, successes
+            row = {"t": at, "n_words": state.n_words, "n_distinct": state.n_distinct(),
+                   "success_rate": successes / (at - last_record)}
+            result.records.append(row)
+            if on_record is not None:
+                on_record(row)
+            last_record, successes = at, 0
+
+        while limit is None or t < limit:
+            stop = min((t // every + 1) * every, t + chunk, limit if limit is not None else t + chunk)
+            u = rng.random((stop - t, 3))
+            speaker, hearer = adjacency.pairs(self.params.order, u)
+            delta, success = state.play_chunk(speaker, hearer, u[:, 2])
+            n_words = state.n_words - int(delta.sum()) + np.cumsum(delta)
+            peak = int(np.argmax(n_words))
+            if n_words[peak] > result.max_words:
+                result.max_words, result.t_max_words = int(n_words[peak]), t + peak + 1
+            if state.n_words == n and state.n_distinct() == 1:
+                # consensus is absorbing: it began right after the last interaction that changed
+                # an inventory (every failure does; a success does unless both held one word)
+                end = int(np.flatnonzero(delta)[-1]) + 1 if delta.any() else 0
+                successes += int(success[:end].sum())
+                result.converged, result.t_conv = True, t + end
+                if t + end > last_record:
+                    record(t + end)
+                break
+            successes += int(success.sum())
+            t = stop
+            if t % every == 0 or t == limit:
+                record(t)
+        result.wall_time = time.perf_counter() - start_time
+        return result

@@ -1,0 +1,70 @@
+"""The Ray backend: real actors, the same numbers as the local backend, loopback only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from neurocomm.platform.config import build_config
+from neurocomm.platform.runner import run
+
+from tests.conftest import tiny_config
+
+
+def metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "metrics.parquet").sort_values(["round", "speaker", "listener"])
+
+
+@pytest.mark.parametrize("rule", ["reinforce", "gumbel"])
+def test_local_and_ray_give_identical_rounds(rule: str, tmp_path: Path, ray_session: object) -> None:
+    data = tiny_config(tmp_path, topology={"generator": "cycle_graph", "params": {"n": 3}},
+                       training={"rounds": 4, "batch_size": 16, "rule": rule})
+    local = run(build_config({**data, "runtime": {"backend": "local"}}))
+    remote = run(build_config({**data, "runtime": {"backend": "ray", "agents_per_actor": 1,
+                                                     "agent_resources": {"num_cpus": 0.1}}}))
+    a, b = metrics(local.run_dir), metrics(remote.run_dir)
+    assert len(a) == 4 * 6
+    cols = ["round", "speaker", "listener", "success", "listener_loss", "speaker_loss", "entropy"]
+    pd.testing.assert_frame_equal(a[cols].reset_index(drop=True), b[cols].reset_index(drop=True))
+
+
+def test_sharded_layout_matches_one_agent_per_actor(tmp_path: Path, ray_session: object) -> None:
+    data = tiny_config(tmp_path, topology={"generator": "cycle_graph", "params": {"n": 4}},
+                       training={"rounds": 3, "batch_size": 8})
+    one = run(build_config({**data, "runtime": {"backend": "ray", "agents_per_actor": 1,
+                                                  "agent_resources": {"num_cpus": 0.1}}}))
+    two = run(build_config({**data, "runtime": {"backend": "ray", "agents_per_actor": 3,
+                                                  "agent_resources": {"num_cpus": 0.1}}}))
+    pd.testing.assert_frame_equal(metrics(one.run_dir).reset_index(drop=True),
+                                  metrics(two.run_dir).reset_index(drop=True))
+
+
+def test_actors_are_real_processes(tmp_path: Path, ray_session: object) -> None:
+    import json
+    import os
+
+    data = tiny_config(tmp_path, runtime={"backend": "ray", "agent_resources": {"num_cpus": 0.1}},
+                       training={"rounds": 1, "batch_size": 4})
+    result = run(build_config(data))
+    events = [json.loads(x) for x in (result.run_dir / "events.log").read_text().splitlines()]
+    places = [e for e in events if e["event"] == "placement"]
+    assert sorted(a for p in places for a in p["agents"]) == [0, 1]
+    assert all(p["pid"] != os.getpid() for p in places)
+    assert len({p["pid"] for p in places}) == 2
+
+
+def test_embedded_ray_listens_on_loopback_only(ray_session: object) -> None:
+    import subprocess
+
+    ray = ray_session
+    assert ray.util.get_node_ip_address() == "127.0.0.1"  # type: ignore[attr-defined]
+    try:
+        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=30).stdout
+    except FileNotFoundError:
+        pytest.skip("ss is not installed")
+    ray_lines = [ln for ln in out.splitlines() if any(k in ln for k in ("gcs_server", "raylet", "ray::"))]
+    assert ray_lines, out
+    for line in ray_lines:
+        local = line.split()[3]
+        assert local.startswith(("127.", "[::1]", "[::ffff:127.", "localhost")), line

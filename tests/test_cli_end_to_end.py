@@ -1,0 +1,39 @@
+"""The real CLI on a tiny config, in a subprocess, on both backends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_config
+
+EXE = str(Path(sys.executable).parent / "neurocomm")
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_cli_run_prints_summary_and_writes_logs(backend: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tmp_path)))
+    out = subprocess.run(
+        [EXE, "run", str(cfg), "--backend", backend, "--set", "training.rounds=3",
+         "--set", "runtime.agent_resources.num_cpus=0.1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "run directory:" in out.stdout and "final mean success" in out.stdout
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1
+    assert len(pd.read_parquet(runs[0] / "metrics.parquet")) == 3 * 2
+
+
+def test_shipped_configs_validate() -> None:
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    assert configs
+    for cfg in configs:
+        out = subprocess.run([EXE, "validate", str(cfg)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"{cfg.name}: {out.stderr}"
