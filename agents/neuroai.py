@@ -4,6 +4,10 @@ Wernicke-like comprehension module, both recurrent.
 Speaking: perceive(object) → meaning → ProductionModule emits symbols one at a time.
 Listening: ComprehensionModule reads the message → meaning after each symbol; the scenario
 compares it with perceived candidates (referential) or decodes attributes (reconstruction).
+
+Mechanisms for ablations, all off by default (docs/mechanisms.md): self-monitoring of production
+by comprehension (agents/monitoring.py), Hebbian fast weights in comprehension
+(agents/plasticity.py), top-down feedback in perception, and lesions (agents/lesions.py).
 """
 
 from __future__ import annotations
@@ -12,14 +16,26 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
+from neurocomm.agents.lesions import Lesion, freeze
+from neurocomm.agents.monitoring import SelfMonitor
+from neurocomm.agents.plasticity import PlasticRNN
 from neurocomm.platform.interfaces import ChannelSpec, GameSpec
 from torch import Tensor, nn
 
 
 class PerceptionStack(nn.Module):
-    """Observation → meaning through a few fully connected layers."""
+    """Observation → meaning through a few fully connected layers.
 
-    def __init__(self, obs_dim: int, layers: tuple[int, ...], out_dim: int) -> None:
+    With ``topdown_iterations`` > 0, the top layer's output is fed back through a learned
+    projection into the first layer's input, and the stack above it is run again, that many
+    times: the bottom-up drive stays fixed, the top-down context changes what the upper
+    layers see.
+    """
+
+    def __init__(
+        self, obs_dim: int, layers: tuple[int, ...], out_dim: int, topdown_iterations: int = 0
+    ) -> None:
         super().__init__()
         sizes = [obs_dim, *layers]
         blocks: list[nn.Module] = []
@@ -27,9 +43,24 @@ class PerceptionStack(nn.Module):
             blocks += [nn.Linear(a, b), nn.ReLU()]
         blocks.append(nn.Linear(sizes[-1], out_dim))
         self.net = nn.Sequential(*blocks)
+        self.topdown_iterations = topdown_iterations
+        if topdown_iterations:
+            if not layers:
+                raise ValueError("topdown_iterations: needs at least one perception layer")
+            # Zeros (no random draw): the stack starts as the plain feed-forward one, with the
+            # same initial weights, and learns how much to use the feedback.
+            self.feedback_weight = nn.Parameter(torch.zeros(layers[0], out_dim))
+            self.feedback_bias = nn.Parameter(torch.zeros(layers[0]))
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs)
+        top = self.net(obs)
+        if not self.topdown_iterations:
+            return top
+        bottom_up = self.net[0](obs)
+        above = self.net[1:]
+        for _ in range(self.topdown_iterations):
+            top = above(bottom_up + F.linear(top, self.feedback_weight, self.feedback_bias))
+        return top
 
 
 def _cell(kind: str, input_size: int, hidden_size: int) -> nn.Module:
@@ -52,23 +83,30 @@ class ProductionModule(nn.Module):
 
     def step(self, symbol: Tensor | None, state: Any) -> tuple[Tensor, Any]:
         h = state if self.cell_kind == "gru" else state[0]
-        if symbol is None:
-            inp = self.start.expand(h.shape[0], -1)
-        else:
-            inp = self.symbol_embedding(symbol)
+        inp = self.start.expand(h.shape[0], -1) if symbol is None else self.symbol_embedding(symbol)
         state = self.cell(inp, state)
         h = state if self.cell_kind == "gru" else state[0]
         return self.to_logits(h), state
 
 
 class ComprehensionModule(nn.Module):
-    """Message → meaning after each symbol (a recurrent encoder)."""
+    """Message → meaning after each symbol (a recurrent encoder).
 
-    def __init__(self, channel: ChannelSpec, hidden_size: int, embed_size: int, cell: str) -> None:
+    ``plasticity=(alpha, eta)`` replaces the GRU/LSTM by a plastic tanh RNN (Hebbian fast
+    weights, agents/plasticity.py) with those initial values.
+    """
+
+    def __init__(
+        self, channel: ChannelSpec, hidden_size: int, embed_size: int, cell: str,
+        plasticity: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__()
         self.symbol_embedding = nn.Linear(channel.vocab_size, embed_size, bias=False)
-        rnn = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = rnn(embed_size, hidden_size, batch_first=True)
+        if plasticity is not None:
+            self.rnn: nn.Module = PlasticRNN(embed_size, hidden_size, *plasticity)
+        else:
+            rnn = nn.GRU if cell == "gru" else nn.LSTM
+            self.rnn = rnn(embed_size, hidden_size, batch_first=True)
         self.to_meaning = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, message: Tensor) -> Tensor:
@@ -85,12 +123,39 @@ class NeuroAIAgent(nn.Module):
         embed_size: int = 32
         cell: Literal["gru", "lstm"] = "gru"
         perception_layers: tuple[int, ...] = (64,)
+        # Self-monitoring (agents/monitoring.py). select: keep the best of monitor_samples
+        # candidate messages by self-comprehension; loss: add a self-comprehension loss of
+        # weight monitor_weight to the speaker's update.
+        self_monitor: Literal["off", "select", "loss"] = "off"
+        monitor_samples: int = 8
+        monitor_weight: float = 0.5
+        # Hebbian fast weights in the comprehension RNN (a plastic tanh RNN replaces the
+        # GRU/LSTM there; production keeps `cell`). alpha: initial plasticity of every
+        # connection; eta: initial Hebbian rate. Both are learned.
+        plasticity: bool = False
+        plasticity_alpha: float = 0.01
+        plasticity_eta: float = 0.1
+        # Top-down feedback passes in perception; 0: feed-forward only.
+        topdown_iterations: int = 0
+        lesions: tuple[Lesion, ...] = ()
 
         def check(self) -> None:
             if self.hidden_size < 1 or self.embed_size < 1:
                 raise ValueError("hidden_size: sizes must be >= 1")
             if any(n < 1 for n in self.perception_layers):
                 raise ValueError("perception_layers: sizes must be >= 1")
+            if self.self_monitor == "select" and self.monitor_samples < 2:
+                raise ValueError("monitor_samples: select needs at least 2 candidates")
+            if self.self_monitor == "loss" and not self.monitor_weight > 0:
+                raise ValueError("monitor_weight: must be > 0 with self_monitor: loss")
+            if not 0.0 <= self.plasticity_eta <= 1.0:
+                raise ValueError("plasticity_eta: must be in [0, 1]")
+            if self.topdown_iterations < 0:
+                raise ValueError("topdown_iterations: must be >= 0")
+            if self.topdown_iterations and not self.perception_layers:
+                raise ValueError("topdown_iterations: needs at least one perception layer")
+            if len(set(self.lesions)) != len(self.lesions):
+                raise ValueError("lesions: each lesion at most once")
 
     def __init__(self, params: NeuroAIAgent.Params, *, game: GameSpec, channel: ChannelSpec) -> None:
         super().__init__()
@@ -98,10 +163,21 @@ class NeuroAIAgent(nn.Module):
         self.hidden_size = params.hidden_size
         self.game = game
         h, e = params.hidden_size, params.embed_size
-        self.perception = PerceptionStack(game.obs_dim, params.perception_layers, h)
+        self.perception = PerceptionStack(game.obs_dim, params.perception_layers, h,
+                                          params.topdown_iterations)
         self.production = ProductionModule(channel, h, e, params.cell)
-        self.comprehension = ComprehensionModule(channel, h, e, params.cell)
+        plastic = (params.plasticity_alpha, params.plasticity_eta) if params.plasticity else None
+        self.comprehension = ComprehensionModule(channel, h, e, params.cell, plastic)
         self.readout = nn.Linear(h, game.n_attributes * game.n_values)
+        freeze(self, params.lesions)
+        # The hook the learning rules look for (None: they speak as without it).
+        self.monitor: SelfMonitor | None = None
+        if params.self_monitor != "off" and "cut_monitor" not in params.lesions:
+            select = params.self_monitor == "select"
+            self.monitor = SelfMonitor(
+                samples=params.monitor_samples if select else 1,
+                weight=0.0 if select else params.monitor_weight,
+            )
 
     def perceive(self, obs: Tensor) -> Tensor:
         return self.perception(obs)

@@ -9,6 +9,10 @@ to the speaker:
 * ``gumbel``: the speaker sends a straight-through Gumbel-softmax message; the listener sends back
   the gradient of its loss with respect to that message, and the speaker back-propagates it
   (Jang et al. 2017; EGG's ``GumbelSoftmaxWrapper``).
+
+A model may expose a self-monitor (``agent.monitor``, agents/monitoring.py); both rules then let
+it pick among several candidate messages and/or add its self-comprehension loss to the speaker's
+update, through that hook alone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from neurocomm.agents.monitoring import SelfMonitor
 from neurocomm.platform.interfaces import EOS, AgentModel, Batch, ChannelSpec, Decision, Scenario
 from torch import Tensor
 
@@ -54,6 +59,55 @@ def _at_end(decision: Decision, lengths: Tensor) -> Decision:
     return Decision(pick(decision.loss), pick(decision.reward), pick(decision.choice), pick(decision.success))
 
 
+def _backward(loss: Tensor) -> None:
+    # With lesions, a loss can depend on frozen parameters only: then there is nothing to train.
+    if loss.requires_grad:
+        loss.backward()
+
+
+def _monitor(agent: AgentModel) -> SelfMonitor | None:
+    return getattr(agent, "monitor", None)
+
+
+def _samples(monitor: SelfMonitor | None) -> int:
+    return 1 if monitor is None else monitor.samples
+
+
+def _candidates(meaning: Tensor, monitor: SelfMonitor | None) -> Tensor:
+    """The meaning once per candidate message: (B, H) → (B * K, H), the K rows of a game together."""
+    k = _samples(monitor)
+    return meaning if k == 1 else meaning.repeat_interleave(k, 0)
+
+
+def _greedy_rows(batch_size: int, monitor: SelfMonitor | None, train: bool) -> Tensor | None:
+    """Out of training, which of the (B * K) rows are greedy: None for all of them, else the
+    first candidate of each game (the others are sampled, so the monitor has a choice)."""
+    k = _samples(monitor)
+    if train or k == 1:
+        return None
+    return torch.arange(batch_size * k) % k == 0
+
+
+def _chosen_rows(
+    agent: AgentModel, monitor: SelfMonitor | None, meaning: Tensor, message: Tensor, lengths: Tensor
+) -> Tensor | None:
+    """Row of the kept candidate of each game in the (B * K) stack, or None without a choice."""
+    if monitor is None or monitor.samples == 1:
+        return None
+    b, k = len(meaning), monitor.samples
+    pick = monitor.choose(agent, meaning, message.view(b, k, *message.shape[1:]), lengths.view(b, k))
+    return torch.arange(b) * k + pick
+
+
+def _self_loss(
+    agent: AgentModel, monitor: SelfMonitor | None, meaning: Tensor, message: Tensor, lengths: Tensor,
+    train: bool,
+) -> Tensor | None:
+    if monitor is None or monitor.weight == 0 or not train:
+        return None
+    return monitor.loss(agent, meaning, message, lengths)
+
+
 def evaluate_tokens(
     agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch, vocab_size: int
 ) -> Decision:
@@ -85,7 +139,10 @@ class Reinforce:
         self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, generator: torch.Generator,
         *, train: bool = True,
     ) -> Utterance:
-        state = agent.production_start(agent.perceive(obs))
+        meaning = agent.perceive(obs)
+        monitor = _monitor(agent)
+        state = agent.production_start(_candidates(meaning, monitor))
+        greedy_rows = _greedy_rows(len(meaning), monitor, train)
         symbol: Tensor | None = None
         tokens, logps, ents = [], [], []
         for _ in range(channel.max_len):
@@ -93,8 +150,11 @@ class Reinforce:
             logp_all = F.log_softmax(logits, dim=-1)
             if train:
                 tok = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
-            else:
+            elif greedy_rows is None:
                 tok = logits.argmax(-1)
+            else:
+                sampled = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
+                tok = torch.where(greedy_rows, logits.argmax(-1), sampled)
             logps.append(logp_all.gather(1, tok.unsqueeze(1)).squeeze(1))
             ents.append(-(logp_all.exp() * logp_all).sum(-1))
             tokens.append(tok)
@@ -104,7 +164,18 @@ class Reinforce:
         tokens_t, mask = _mask_after_end(raw, lengths)
         logp = (torch.stack(logps, 1) * mask).sum(1)
         entropy = (torch.stack(ents, 1) * mask).sum(1) / lengths
-        return Utterance(tokens_t, (logp, entropy, lengths), tokens_t, lengths, entropy.detach())
+        if monitor is not None:
+            one_hot = F.one_hot(tokens_t, channel.vocab_size).float()
+            rows = _chosen_rows(agent, monitor, meaning, one_hot, lengths)
+            if rows is not None:
+                tokens_t, lengths, logp, entropy, one_hot = (
+                    t[rows] for t in (tokens_t, lengths, logp, entropy, one_hot)
+                )
+            self_loss = _self_loss(agent, monitor, meaning, one_hot, lengths, train)
+            kept: tuple = (logp, entropy, lengths, self_loss)
+        else:
+            kept = (logp, entropy, lengths)
+        return Utterance(tokens_t, kept, tokens_t, lengths, entropy.detach())
 
     def listen(
         self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int
@@ -114,11 +185,12 @@ class Reinforce:
         idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
         decision = scenario.decide(agent, states.gather(1, idx), batch)
         loss = decision.loss.mean()
-        loss.backward()
+        _backward(loss)
         return float(loss.detach()), decision.reward[:, 0].detach(), decision, lengths
 
     def learn(self, agent: AgentModel, kept: Any, feedback: Tensor, state: dict[str, Any]) -> float:
-        logp, entropy, lengths = kept
+        logp, entropy, lengths, *rest = kept
+        self_loss = rest[0] if rest else None
         reward = feedback
         if self.params.length_cost:
             reward = reward - self.params.length_cost * lengths.float()
@@ -130,7 +202,13 @@ class Reinforce:
         else:
             baseline = 0.0
         loss = -((reward - baseline) * logp).mean() - self.params.entropy_coeff * entropy.mean()
-        loss.backward()
+        if self_loss is not None:
+            # The self-comprehension loss trains comprehension (and perception) directly; the
+            # symbols are discrete, so it reaches production as a score-function term, a cost
+            # on each message with the batch mean as baseline.
+            cost = self_loss.detach()
+            loss = loss + self_loss.mean() + ((cost - cost.mean()) * logp).mean()
+        _backward(loss)
         return float(loss.detach())
 
 
@@ -160,14 +238,23 @@ class GumbelSoftmax:
         self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, generator: torch.Generator,
         *, train: bool = True,
     ) -> Utterance:
-        state = agent.production_start(agent.perceive(obs))
+        meaning = agent.perceive(obs)
+        monitor = _monitor(agent)
+        state = agent.production_start(_candidates(meaning, monitor))
+        greedy_rows = _greedy_rows(len(meaning), monitor, train)
         symbol: Tensor | None = None
         steps, ents = [], []
         for _ in range(channel.max_len):
             logits, state = agent.production_step(symbol, state)
             probs = F.softmax(logits, -1)
             ents.append(-(probs * F.log_softmax(logits, -1)).sum(-1))
-            soft = _gumbel_sample(logits, self.params.temperature, generator) if train else probs
+            if train:
+                soft = _gumbel_sample(logits, self.params.temperature, generator)
+            elif greedy_rows is None:
+                soft = probs
+            else:
+                noisy = _gumbel_sample(logits, self.params.temperature, generator)
+                soft = torch.where(greedy_rows.unsqueeze(1), probs, noisy)
             if self.params.straight_through or not train:
                 hard = F.one_hot(soft.argmax(-1), channel.vocab_size).to(soft.dtype)
                 symbol = hard - soft.detach() + soft
@@ -179,7 +266,14 @@ class GumbelSoftmax:
         lengths = message_lengths(tokens)
         tokens, mask = _mask_after_end(tokens, lengths)
         entropy = (torch.stack(ents, 1) * mask).sum(1) / lengths
-        return Utterance(message.detach(), message, tokens, lengths, entropy.detach())
+        if monitor is None:
+            return Utterance(message.detach(), message, tokens, lengths, entropy.detach())
+        rows = _chosen_rows(agent, monitor, meaning, message, lengths)
+        if rows is not None:
+            message, tokens, lengths, entropy = (t[rows] for t in (message, tokens, lengths, entropy))
+        # The relaxed message carries the self-comprehension loss back into production.
+        self_loss = _self_loss(agent, monitor, meaning, message, lengths, train)
+        return Utterance(message.detach(), (message, self_loss), tokens, lengths, entropy.detach())
 
     def listen(
         self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int
@@ -192,12 +286,18 @@ class GumbelSoftmax:
         alive = torch.cumprod(torch.cat([torch.ones_like(eos[:, :1]), 1 - eos[:, :-1]], 1), 1)
         weight = torch.cat([(eos * alive)[:, :-1], alive[:, -1:]], 1)
         loss = (weight * decision.loss).sum(1).mean()
-        loss.backward()
+        _backward(loss)
         lengths = message_lengths(wire.argmax(-1))
         value = float(loss.detach())
         return value, (message.grad.detach(), value), _at_end(decision, lengths), lengths
 
     def learn(self, agent: AgentModel, kept: Any, feedback: Any, state: dict[str, Any]) -> float:
         grad, listener_loss = feedback
-        kept.backward(grad)
+        message, self_loss = kept if isinstance(kept, tuple) else (kept, None)
+        if self_loss is None:
+            if message.requires_grad:
+                message.backward(grad)
+        else:
+            total = (message * grad).sum() + self_loss.mean()
+            _backward(total)
         return listener_loss

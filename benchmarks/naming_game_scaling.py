@@ -8,9 +8,13 @@ complete graph 1.5 (Baronchelli et al. 2006), ring 3 (Baronchelli et al. 2006, D
     OMP_NUM_THREADS=1 python benchmarks/naming_game_scaling.py
     python benchmarks/naming_game_scaling.py --graphs ring --sizes ring=16,32,64 --runs 10
 
-``--sizes`` takes ``family=n1,n2,...`` items, or a bare ``n1,n2,...`` for every family. Sizes
-run in increasing order; a size whose predicted time would overrun the family's share of
-``--max-seconds`` is skipped (and listed).
+``--sizes`` takes ``family=n1,n2,...`` items, or a bare ``n1,n2,...`` for every family;
+``--runs`` takes ``family=K`` items or a bare ``K``. The ring's t_conv varies a lot from run to
+run (its standard deviation is close to its mean), so it gets more runs by default. Sizes run in
+increasing order; a size whose predicted time (the last size's, times the published power of N)
+would overrun the family's share of what is left of ``--max-seconds`` is skipped (and listed).
+The last columns fit alpha over every size and over the largest four only: small sizes carry
+finite-size corrections (on the complete graph t_conv / N^1.5 only settles from N ≈ 4000 on).
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
-
 from neurocomm.scenarios.naming_game import NamingGame, NamingGameParams
 from neurocomm.scenarios.naming_pairs import ORDERS, Adjacency
 
 FAMILIES = ("complete", "ring", "smallworld")
+DEFAULT_RUNS = {"complete": 10, "ring": 20, "smallworld": 10}
 DEFAULT_SIZES = {
     "complete": (250, 500, 1000, 2000, 4000, 8000, 16000),
-    "ring": (16, 32, 64, 128, 256),
+    "ring": (16, 24, 32, 48, 64, 96, 128),
     "smallworld": (250, 500, 1000, 2000, 4000),
 }
 EXPECTED = {
@@ -49,20 +53,26 @@ def adjacency_maker(family: str, k: int, p: float) -> Callable[[int, int], Adjac
     return lambda n, seed: Adjacency.from_graph(nx.connected_watts_strogatz_graph(n, k, p, seed=seed))
 
 
-def parse_sizes(items: list[str] | None, families: list[str]) -> dict[str, list[int]]:
-    sizes = {f: list(DEFAULT_SIZES[f]) for f in families}
+def per_family(option: str, items: list[str] | None, families: list[str], defaults: dict,
+               parse: Callable[[str], object]) -> dict:
+    """``family=value`` items (or a bare value for every family) over the defaults."""
+    values = {f: defaults[f] for f in families}
     for item in items or []:
-        family, sep, values = item.rpartition("=")
-        targets = [family] if sep else families
-        for target in targets:
-            if target not in sizes:
-                raise SystemExit(f"--sizes: unknown family {target!r}; one of {', '.join(families)}")
-            sizes[target] = sorted({int(v) for v in values.split(",") if v})
-    return sizes
+        family, sep, value = item.rpartition("=")
+        for target in [family] if sep else families:
+            if target not in values:
+                raise SystemExit(f"{option}: unknown family {target!r}; one of {', '.join(families)}")
+            try:
+                values[target] = parse(value)
+            except ValueError:
+                raise SystemExit(f"{option}: cannot read {item!r}") from None
+    return values
 
 
 def fit_exponent(ns: list[int], means: list[float]) -> tuple[float, float]:
-    """Slope of log(mean) on log(N) and its standard error (nan with fewer than 3 points)."""
+    """Slope of log(mean) on log(N) and its standard error (nan with too few points)."""
+    if len(ns) < 2:
+        return math.nan, math.nan
     x, y = np.log(ns), np.log(means)
     slope, intercept = np.polyfit(x, y, 1)
     if len(ns) < 3:
@@ -77,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graphs", default=",".join(FAMILIES),
                         help="comma-separated families: complete, ring, smallworld")
     parser.add_argument("--sizes", nargs="*", help="family=n1,n2,... or n1,n2,... (all families)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per size")
+    parser.add_argument("--runs", nargs="*", help="runs per size: K or family=K (default "
+                        + ", ".join(f"{f}={k}" for f, k in DEFAULT_RUNS.items()) + ")")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-seconds", type=float, default=240.0,
-                        help="time budget for the whole benchmark, split evenly over families")
+    parser.add_argument("--max-seconds", type=float, default=270.0,
+                        help="time budget for the whole benchmark; each family gets an even "
+                        "share of what the earlier ones left")
     parser.add_argument("--order", choices=ORDERS, default="direct")
     parser.add_argument("--k", type=int, default=6, help="small world: neighbours per node")
     parser.add_argument("--p", type=float, default=0.1, help="small world: rewiring probability")
@@ -89,28 +101,32 @@ def main(argv: list[str] | None = None) -> int:
     for f in families:
         if f not in FAMILIES:
             parser.error(f"--graphs: unknown family {f!r}; one of {', '.join(FAMILIES)}")
-    sizes = parse_sizes(args.sizes, families)
+    sizes = per_family("--sizes", args.sizes, families, DEFAULT_SIZES,
+                       lambda v: sorted({int(x) for x in v.split(",") if x}))
+    runs = per_family("--runs", args.runs, families, DEFAULT_RUNS, int)
     game = NamingGame(NamingGameParams(order=args.order))
-    budget = args.max_seconds / len(families)
+    began = time.perf_counter()
 
     print(f"# {' '.join(['python', *sys.argv])}")
-    print(f"# order={args.order} runs={args.runs} seed={args.seed} smallworld k={args.k} p={args.p}")
+    print(f"# order={args.order} runs={runs} seed={args.seed} smallworld k={args.k} p={args.p}")
     print(f"{'family':<11} {'N':>6} {'mean t_conv':>13} {'std':>11} {'t_conv/N^a_ref':>15} "
           f"{'mean N_w^max':>13} {'s/run':>7}")
     summary = []
     for fi, family in enumerate(families):
         make = adjacency_maker(family, args.k, args.p)
+        budget = (args.max_seconds - (time.perf_counter() - began)) / (len(families) - fi)
+        k = runs[family]
         alpha_ref, source = EXPECTED[family]
         spent, ns, means, skipped = 0.0, [], [], []
         last: tuple[int, float] | None = None
         for n in sizes[family]:
             if last is not None:
-                predicted = last[1] * (n / last[0]) ** (alpha_ref + 0.3)  # time ∝ t_conv, plus slack
-                if spent + predicted * args.runs > budget:
+                predicted = last[1] * (n / last[0]) ** alpha_ref
+                if spent + predicted * k > budget:
                     skipped.append(n)
                     continue
             t_conv, peaks, start = [], [], time.perf_counter()
-            for run in range(args.runs):
+            for run in range(k):
                 seq = np.random.SeedSequence(args.seed, spawn_key=(fi, n, run))
                 graph_seed, game_seed = seq.spawn(2)
                 adjacency = make(n, int(graph_seed.generate_state(1)[0]))
@@ -119,21 +135,26 @@ def main(argv: list[str] | None = None) -> int:
                 peaks.append(result.max_words)
             elapsed = time.perf_counter() - start
             spent += elapsed
-            last = (n, elapsed / args.runs)
-            mean, std = float(np.mean(t_conv)), float(np.std(t_conv, ddof=1)) if args.runs > 1 else 0.0
+            last = (n, elapsed / k)
+            mean, std = float(np.mean(t_conv)), float(np.std(t_conv, ddof=1)) if k > 1 else 0.0
             ns.append(n)
             means.append(mean)
             print(f"{family:<11} {n:>6} {mean:>13.4g} {std:>11.3g} {mean / n**alpha_ref:>15.4g} "
-                  f"{np.mean(peaks):>13.4g} {elapsed / args.runs:>7.2f}", flush=True)
-        alpha, se = fit_exponent(ns, means) if len(ns) >= 2 else (math.nan, math.nan)
-        summary.append((family, ns, alpha, se, alpha_ref, source, skipped))
+                  f"{np.mean(peaks):>13.4g} {elapsed / k:>7.2f}", flush=True)
+        fits = [fit_exponent(ns, means), fit_exponent(ns[-4:], means[-4:])]
+        summary.append((family, k, ns, fits, alpha_ref, source, skipped))
 
     print()
-    print(f"{'family':<11} {'N range':>13} {'alpha':>6} {'± se':>6} {'published':>9}  source")
-    for family, ns, alpha, se, alpha_ref, source, skipped in summary:
-        span = f"{ns[0]}-{ns[-1]}" if ns else "-"
+    print(f"{'family':<11} {'runs':>4} {'N (all)':>11} {'alpha':>6} {'± se':>5} "
+          f"{'N (top 4)':>11} {'alpha':>6} {'± se':>5} {'published':>9}  source")
+    for family, k, ns, fits, alpha_ref, source, skipped in summary:
+        cells = []
+        for sub, (alpha, se) in zip([ns, ns[-4:]], fits, strict=True):
+            span = f"{sub[0]}-{sub[-1]}" if sub else "-"
+            cells.append(f"{span:>11} {alpha:>6.2f} {se:>5.2f}")
         note = f"  (skipped N={skipped}: time budget)" if skipped else ""
-        print(f"{family:<11} {span:>13} {alpha:>6.2f} {se:>6.2f} {alpha_ref:>9.1f}  {source}{note}")
+        print(f"{family:<11} {k:>4} {' '.join(cells)} {alpha_ref:>9.1f}  {source}{note}")
+    print(f"# total {time.perf_counter() - began:.0f} s")
     return 0
 
 

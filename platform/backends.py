@@ -7,7 +7,8 @@ driver waits once for the small per-shard reports.
 
 from __future__ import annotations
 
-import time
+import contextlib
+
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -85,12 +86,80 @@ class LocalBackend:
     def placement(self) -> list[dict[str, Any]]:
         return [self.shard.where()]
 
+    def dead_shards(self) -> list[int]:
+        return []
+
     def close(self) -> None:
         pass
 
 
+class ShardFailure(RuntimeError):
+    """One or more shard actors died (process killed, node lost); the run can recover."""
+
+    def __init__(self, shards: list[int], cause: BaseException) -> None:
+        self.shards = shards
+        self.cause = cause
+        super().__init__(f"shards {shards} failed: {cause!r}")
+
+
+def _is_actor_failure(err: BaseException) -> bool:
+    from ray import exceptions as rex
+
+    lost = (rex.RayActorError, rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError,
+            rex.LocalRayletDiedError)
+    if isinstance(err, rex.RayTaskError):
+        cause = getattr(err, "cause", None)
+        return isinstance(cause, lost) or isinstance(err.as_instanceof_cause(), lost)
+    return isinstance(err, lost)
+
+
+def plan_resources(
+    cfg: RunConfig, layout: list[list[int]], cluster: dict[str, float]
+) -> list[dict[str, float]]:
+    """Resources per shard actor; ConfigError when the population cannot fit the cluster."""
+    from neurocomm.platform.errors import ConfigError
+
+    res = cfg.runtime.agent_resources
+    n_agents = sum(len(s) for s in layout)
+    cpus = float(cluster.get("CPU", 0.0))
+    gpus = float(cluster.get("GPU", 0.0))
+    if res.num_cpus is None:
+        # Ray's CPU count only gates scheduling; share what there is so every shard starts.
+        share = max(0.01, min(1.0, int(100 * 0.95 * cpus / max(len(layout), 1)) / 100))
+        per_shard_cpu = [share] * len(layout)
+    else:
+        per_shard_cpu = [res.num_cpus * len(s) for s in layout]
+    need_cpu = sum(per_shard_cpu)
+    need_gpu = res.num_gpus * n_agents
+    problems = []
+    if need_cpu > cpus + 1e-9:
+        problems.append(f"{need_cpu:g} CPUs ({n_agents} agents x {res.num_cpus:g}); the cluster has {cpus:g}")
+    if need_gpu > gpus + 1e-9:
+        problems.append(f"{need_gpu:g} GPUs ({n_agents} agents x {res.num_gpus:g}); the cluster has {gpus:g}")
+    if res.memory_mb:
+        mem_mb = float(cluster.get("memory", 0.0)) / 2**20
+        need_mb = res.memory_mb * n_agents
+        if need_mb > mem_mb:
+            problems.append(f"{need_mb:.0f} MB of memory but the cluster has {mem_mb:.0f} MB")
+    if problems:
+        raise ConfigError(
+            "the population does not fit the cluster: needs " + "; ".join(problems)
+            + " (lower the per-agent resources, raise runtime.agents_per_actor, or add nodes)",
+            path="runtime.agent_resources",
+        )
+    return [
+        {"num_cpus": c, "num_gpus": res.num_gpus * len(s), "memory_mb": (res.memory_mb or 0) * len(s)}
+        for c, s in zip(per_shard_cpu, layout)
+    ]
+
+
 class RayBackend:
-    """Shards as Ray actors (``runtime.agents_per_actor`` agents each)."""
+    """Shards as Ray actors (``runtime.agents_per_actor`` agents each), managed as a group.
+
+    The manager checks health after a failed round, replaces dead actors, and lets the runner
+    restore every shard from the last checkpoint (a restarted actor reruns its constructor and
+    has lost its state, and the others have moved on).
+    """
 
     name = "ray"
 
@@ -102,22 +171,40 @@ class RayBackend:
         self.cfg = cfg
         self.layout = shard_layout(n_agents, rt.agents_per_actor)
         self.shard_of = {a: s for s, agents in enumerate(self.layout) for a in agents}
+        self.resources = plan_resources(cfg, self.layout, self.ray.cluster_resources())
         self._actor_cls = self.ray.remote(AgentShard)
+        self._placement_group = self._make_placement_group()
         self.actors = [self._start(i) for i in range(len(self.layout))]
+        self.restarts = 0
         self.ray.get([a.ping.remote() for a in self.actors])
 
+    def _make_placement_group(self) -> Any:
+        strategy = {"spread": "SPREAD", "pack": "PACK"}.get(self.cfg.runtime.placement)
+        if strategy is None:
+            return None
+        from ray.util.placement_group import placement_group
+
+        bundles = []
+        for r in self.resources:
+            bundle = {"CPU": r["num_cpus"]}
+            if r["num_gpus"]:
+                bundle["GPU"] = r["num_gpus"]
+            bundles.append(bundle)
+        pg = placement_group(bundles, strategy=strategy)
+        self.ray.get(pg.ready(), timeout=120)
+        return pg
+
     def _options(self, index: int) -> dict[str, Any]:
-        res = self.cfg.runtime.agent_resources
-        per = len(self.layout[index])
-        opts: dict[str, Any] = {
-            "num_cpus": res.num_cpus * per,
-            "num_gpus": res.num_gpus * per,
-            "max_restarts": 0,
-        }
-        if res.memory_mb:
-            opts["memory"] = res.memory_mb * per * 1024 * 1024
-        if self.cfg.runtime.placement == "spread":
-            opts["scheduling_strategy"] = "SPREAD"
+        r = self.resources[index]
+        opts: dict[str, Any] = {"num_cpus": r["num_cpus"], "num_gpus": r["num_gpus"], "max_restarts": 0}
+        if r["memory_mb"]:
+            opts["memory"] = int(r["memory_mb"] * 2**20)
+        if self._placement_group is not None:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group=self._placement_group, placement_group_bundle_index=index
+            )
         return opts
 
     def _start(self, index: int) -> Any:
@@ -142,7 +229,32 @@ class RayBackend:
         return [self.actors[s].learn.remote(round_, *feedback.get(s, [])) for s in plan.active]
 
     def collect(self, pending: list[Any]) -> ShardReport:
-        return merge_reports(self.ray.get(pending))
+        try:
+            return merge_reports(self.ray.get(pending))
+        except Exception as err:
+            if _is_actor_failure(err):
+                raise ShardFailure(self.dead_shards(), err) from err
+            raise
+
+    def dead_shards(self, timeout: float = 30.0) -> list[int]:
+        """Health check: the shards whose actor does not answer a ping."""
+        refs = [a.ping.remote() for a in self.actors]
+        dead = []
+        for i, ref in enumerate(refs):
+            try:
+                self.ray.get(ref, timeout=timeout)
+            except Exception:  # noqa: BLE001 - any failure to answer means the actor is gone
+                dead.append(i)
+        return dead
+
+    def replace(self, shards: list[int]) -> None:
+        """Start fresh actors for ``shards`` (the caller restores their state)."""
+        for i in shards:
+            with contextlib.suppress(Exception):  # it is already gone
+                self.ray.kill(self.actors[i])
+            self.actors[i] = self._start(i)
+            self.restarts += 1
+        self.ray.get([self.actors[i].ping.remote() for i in shards])
 
     def get_state(self) -> dict[int, Any]:
         state: dict[int, Any] = {}
@@ -161,9 +273,14 @@ class RayBackend:
 
     def close(self) -> None:
         for actor in self.actors:
-            self.ray.kill(actor)
+            with contextlib.suppress(Exception):  # already gone
+                self.ray.kill(actor)
         self.actors = []
-        time.sleep(0)
+        if self._placement_group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self._placement_group)
+            self._placement_group = None
 
 
 def make_backend(cfg: RunConfig, n_agents: int) -> LocalBackend | RayBackend:

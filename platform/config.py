@@ -137,12 +137,13 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    num_cpus: float = 0.25
+    # null: share the cluster's CPUs among the actors (Ray's count only gates scheduling)
+    num_cpus: float | None = None
     num_gpus: float = 0.0
     memory_mb: int | None = None
 
     def check(self) -> None:
-        if self.num_cpus < 0 or self.num_gpus < 0:
+        if (self.num_cpus is not None and self.num_cpus < 0) or self.num_gpus < 0:
             raise ValueError("num_cpus: resources must be >= 0")
 
 
@@ -305,18 +306,6 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = child
         node[parts[-1]] = value
     return data
-
-
-def _check_params(group: str, name: str, params: Mapping[str, Any], path: str) -> Any:
-    """Resolve a registry name and validate ``params`` against its ``Params`` dataclass."""
-    try:
-        cls = registry.resolve(group, name)
-    except LookupError as err:
-        raise ConfigError(str(err), path=path.rsplit(".", 1)[0] + "." + path.rsplit(".", 1)[1]) from None
-    params_cls = getattr(cls, "Params", None)
-    if params_cls is None:
-        raise ConfigError(f"{name!r} declares no Params dataclass", path=path)
-    return cls, params_cls
 
 
 def validate_references(cfg: RunConfig) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from neurocomm.platform import seeding
-from neurocomm.platform.backends import make_backend
+from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
@@ -56,10 +56,10 @@ def round_edges(cfg: RunConfig, topology: Topology, round_: int) -> list[Edge]:
 
 def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
     rows = []
-    for (s, l), v in sorted(report.edge_stats.items()):
+    for (speaker, listener), v in sorted(report.edge_stats.items()):
         rows.append(
             {
-                "round": round_, "speaker": s, "listener": l, "games": int(v.get("games", 0)),
+                "round": round_, "speaker": speaker, "listener": listener, "games": int(v.get("games", 0)),
                 "success": v.get("success", math.nan),
                 "listener_loss": v.get("listener_loss", math.nan),
                 "speaker_loss": v.get("speaker_loss", math.nan),
@@ -134,7 +134,9 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def checkpoint_payload(cfg: RunConfig, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]) -> dict[str, Any]:
+def checkpoint_payload(
+    cfg: RunConfig, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
+) -> dict[str, Any]:
     return {
         "rounds_done": rounds_done,
         "agents": agents,
@@ -145,87 +147,128 @@ def checkpoint_payload(cfg: RunConfig, rounds_done: int, agents: dict[int, Any],
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
         echo: Any = None) -> RunResult:
-    """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory."""
+    """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
+    (or, with ``resume``, continues the given one from its last checkpoint)."""
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
+    run_dir = resume or RunDir.create(cfg)
     if resume is None:
-        run_dir = RunDir.create(cfg)
         topology.save(run_dir.path / "topology.json")
-        start_round, parts = 0, (0, 0)
-        state = None
-    else:
-        run_dir = resume
-        ckpt = run_dir.load_checkpoint()
-        start_round = int(ckpt["rounds_done"])
-        parts = (int(ckpt["log_parts"]["metrics"]), int(ckpt["log_parts"]["messages"]))
-        state = ckpt["agents"]
-        _drop_parts_after(run_dir, parts)
-    metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA, parts[0])
-    messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA, parts[1])
-    total = cfg.training.rounds
     say(f"run directory: {run_dir.path}")
     t0 = time.monotonic()
     backend = make_backend(cfg, topology.n)
-    if state is not None:
-        backend.set_state(state)
-    run_dir.event("started" if resume is None else "resumed", backend=backend.name,
-                  start_round=start_round, n_agents=topology.n)
-    for place in backend.placement():
-        run_dir.event("placement", **place)
-    run_dir.update_status(status="running", backend=backend.name, n_agents=topology.n)
-    last_success: dict[int, float] = {}
-    status = "finished"
-    progress = Progress(total, cfg.logging.progress)
-    every_ckpt = cfg.logging.checkpoint_every
-    chunk = cfg.logging.chunk_rounds
-    done = start_round
-    def needs_state(rounds_done: int) -> bool:
-        return bool(every_ckpt and rounds_done % every_ckpt == 0) or rounds_done == total
-
     try:
-        with _StopFlag() as flag:
-            pending: deque[tuple[int, Any]] = deque()
-            r = start_round
-            while True:
-                # Keep up to two rounds in flight, but never run past a round whose end must
-                # be checkpointed: the agents' state is read between rounds.
-                while (r < total and not flag.stop and len(pending) < 2
-                       and not (pending and needs_state(pending[-1][0] + 1))):
-                    pending.append((r, backend.submit_round(r, round_edges(cfg, topology, r))))
-                    r += 1
-                if not pending:
-                    break
-                round_, handle = pending.popleft()
-                report = backend.collect(handle)
-                rows = metric_rows(round_, report)
-                metrics.extend(rows)
-                messages.extend(report.messages)
-                done = round_ + 1
-                for row in rows:
-                    if not math.isnan(row["success"]):
-                        last_success[row["listener"]] = row["success"]
-                progress.update(done, float(np.nanmean([x["success"] for x in rows])) if rows else math.nan)
-                if done % chunk == 0 or done == total:
-                    metrics.flush()
-                    messages.flush()
-                    run_dir.update_status(rounds_done=done)
-                if needs_state(done) or flag.stop and not pending:
-                    _checkpoint(cfg, run_dir, backend, done, metrics, messages)
-            if done < total:
-                status = "interrupted"
+        loop = _RoundLoop(cfg, topology, run_dir, backend)
+        if resume is not None:
+            loop.restore()
+        run_dir.event("started" if resume is None else "resumed", backend=backend.name,
+                      start_round=loop.done, n_agents=topology.n)
+        if resume is None:
+            loop.checkpoint(0)  # the initial weights: analysis over time, and recovery
+        for place in backend.placement():
+            run_dir.event("placement", **place)
+        run_dir.update_status(status="running", backend=backend.name, n_agents=topology.n)
+        status = loop.play()
     except BaseException as err:
-        metrics.flush()
-        messages.flush()
-        run_dir.update_status(status="crashed", rounds_done=done)
+        run_dir.update_status(status="crashed")
         run_dir.event("crashed", error=repr(err))
         backend.close()
         raise
     wall = time.monotonic() - t0
     backend.close()
-    final = _final_success(run_dir, done) or last_success
+    done = loop.done
+    final = _final_success(run_dir, done) or loop.last_success
     run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time())
     run_dir.event(status, rounds_done=done, wall_time=round(wall, 3))
     return RunResult(run_dir.path, done, wall, final, status)
+
+
+class _RoundLoop:
+    """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
+
+    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Any) -> None:
+        self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
+        self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
+        self.messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA)
+        self.done = 0
+        self.last_success: dict[int, float] = {}
+        self.recoveries = 0
+
+    def needs_state(self, rounds_done: int) -> bool:
+        every = self.cfg.logging.checkpoint_every
+        return bool(every and rounds_done % every == 0) or rounds_done == self.cfg.training.rounds
+
+    def checkpoint(self, done: int) -> None:
+        _checkpoint(self.cfg, self.run_dir, self.backend, done, self.metrics, self.messages)
+
+    def restore(self) -> None:
+        """Back to the last checkpoint: agents' state, log chunks, round counter."""
+        ckpt = self.run_dir.load_checkpoint()
+        parts = (int(ckpt["log_parts"]["metrics"]), int(ckpt["log_parts"]["messages"]))
+        _drop_parts_after(self.run_dir, parts)
+        self.metrics = ChunkedTable(self.run_dir.metrics_dir, METRICS_SCHEMA, parts[0])
+        self.messages = ChunkedTable(self.run_dir.messages_dir, MESSAGES_SCHEMA, parts[1])
+        self.backend.set_state(ckpt["agents"])
+        self.done = int(ckpt["rounds_done"])
+
+    def play(self) -> str:
+        total = self.cfg.training.rounds
+        progress = Progress(total, self.cfg.logging.progress)
+        with _StopFlag() as flag:
+            while True:
+                try:
+                    self._play_until_done_or_stopped(flag, progress)
+                    break
+                except ShardFailure as failure:
+                    self._recover(failure)
+        return "finished" if self.done >= total else "interrupted"
+
+    def _recover(self, failure: ShardFailure) -> None:
+        self.recoveries += 1
+        self.run_dir.event("shard_failed", shards=failure.shards, error=repr(failure.cause),
+                           recovery=self.recoveries)
+        if self.recoveries > self.cfg.runtime.max_restarts:
+            raise RuntimeError(
+                f"giving up after {self.cfg.runtime.max_restarts} recoveries "
+                "(runtime.max_restarts)"
+            ) from failure
+        dead = failure.shards or self.backend.dead_shards()
+        self.backend.replace(dead)
+        self.restore()
+        for place in self.backend.placement():
+            self.run_dir.event("placement", **place)
+        self.run_dir.event("recovered", shards=dead, from_round=self.done)
+
+    def _play_until_done_or_stopped(self, flag: _StopFlag, progress: Progress) -> None:
+        cfg, total, chunk = self.cfg, self.cfg.training.rounds, self.cfg.logging.chunk_rounds
+        pending: deque[tuple[int, Any]] = deque()
+        r = self.done
+        while True:
+            # Keep up to two rounds in flight, but never run past a round whose end must be
+            # checkpointed: the agents' state is read between rounds.
+            while (r < total and not flag.stop and len(pending) < 2
+                   and not (pending and self.needs_state(pending[-1][0] + 1))):
+                pending.append((r, self.backend.submit_round(r, round_edges(cfg, self.topology, r))))
+                r += 1
+            if not pending:
+                return
+            round_, handle = pending.popleft()
+            report = self.backend.collect(handle)
+            rows = metric_rows(round_, report)
+            self.metrics.extend(rows)
+            self.messages.extend(report.messages)
+            self.done = round_ + 1
+            for row in rows:
+                if not math.isnan(row["success"]):
+                    self.last_success[row["listener"]] = row["success"]
+            mean = float(np.nanmean([x["success"] for x in rows])) if rows else math.nan
+            progress.update(self.done, mean)
+            if self.done % chunk == 0 or self.done == total:
+                self.metrics.flush()
+                self.messages.flush()
+                self.run_dir.update_status(rounds_done=self.done)
+            if self.needs_state(self.done) or (flag.stop and not pending):
+                self.checkpoint(self.done)
 
 
 def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Any, done: int, metrics: ChunkedTable,
@@ -241,6 +284,8 @@ def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Any, done: int, metric
 def _drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
     """Remove log chunks written after the checkpoint we resume from (they will be replayed)."""
     for folder, keep in ((run_dir.metrics_dir, parts[0]), (run_dir.messages_dir, parts[1])):
+        for p in folder.glob(".part-*.tmp"):
+            p.unlink()
         for p in folder.glob("part-*.parquet"):
             if int(p.stem.split("-")[1]) >= keep:
                 p.unlink()

@@ -228,12 +228,15 @@ class AgentShard:
         }
 
     def set_state(self, state: dict[int, dict[str, Any]]) -> None:
+        self._kept.clear()
+        self._stats, self._messages = {}, []
         for i, s in state.items():
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
             slot.optimizer.load_state_dict(s["optimizer"])
             slot.generator.set_state(s["generator"])
             slot.rule_state = dict(s["rule_state"])
+            slot.optimizer.zero_grad(set_to_none=True)
 
     def where(self) -> dict[str, Any]:
         """Host, process and Ray node of this shard (for the events log and fault handling)."""

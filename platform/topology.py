@@ -55,7 +55,8 @@ def _read_file(cfg: TopologyConfig) -> nx.Graph:
         if fmt == "graphml":
             graph = nx.read_graphml(path)
         else:
-            rows = [ln.split() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            lines = path.read_text().splitlines()
+            rows = [ln.split() for ln in lines if ln.strip() and not ln.startswith("#")]
             graph = create()
             for i, row in enumerate(rows):
                 if len(row) not in (2, 3):
@@ -97,7 +98,9 @@ def build_graph(cfg: TopologyConfig, seed: int) -> nx.Graph:
         try:
             graph = fn(**kwargs)
         except (TypeError, ValueError, nx.NetworkXException, IndexError, KeyError) as err:
-            raise ConfigError(f"{cfg.generator}({_fmt(kwargs)}) failed: {err}", path="topology.params") from None
+            raise ConfigError(
+                f"{cfg.generator}({_fmt(kwargs)}) failed: {err}", path="topology.params"
+            ) from None
         if not isinstance(graph, nx.Graph):
             raise ConfigError(f"{cfg.generator} did not return a graph", path="topology.generator")
     if graph.is_multigraph():
@@ -119,7 +122,9 @@ def build_graph(cfg: TopologyConfig, seed: int) -> nx.Graph:
     for u, v, data in relabelled.edges(data=True):
         w = data.get(cfg.weight, 1.0)
         if not isinstance(w, int | float) or not w > 0:
-            raise ConfigError(f"edge ({u}, {v}) has weight {w!r}; weights must be > 0", path="topology.weight")
+            raise ConfigError(
+                f"edge ({u}, {v}) has weight {w!r}; weights must be > 0", path="topology.weight"
+            )
         data["weight"] = float(w)
     if relabelled.number_of_nodes() < 2:
         raise ConfigError("the graph needs at least 2 nodes", path="topology")

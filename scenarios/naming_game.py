@@ -10,9 +10,11 @@ The engine is exact: the interaction stream (see :mod:`neurocomm.scenarios.namin
 drawn in chunks, each chunk is split into levels of interactions with no agent in common, and
 each level is played as numpy array work; the result equals playing the stream one interaction
 at a time. Inventories are rows of an (agents, capacity) int32 array in insertion order, with a
-count per agent; capacity doubles when a row fills. Word ids never exceed the number of agents
-(an agent invents only while its inventory is empty, which happens before its first interaction
-only), so a per-word holder count of size n gives the number of distinct words.
+count per agent; capacity doubles when a row fills. An agent invents only before its first
+interaction (inventories never empty again), so at most N words are ever invented, and which
+interactions invent is known from the stream alone: fresh ids follow the stream's order whatever
+order the levels run in. N_w(t) and the success of every interaction are exact per interaction;
+N_d is counted at each record (a scan of the inventories).
 """
 
 from __future__ import annotations
@@ -70,12 +72,14 @@ class Inventories:
     def __init__(self, n: int, capacity: int = 8) -> None:
         self.words = np.zeros((n, capacity), dtype=np.int32)
         self.size = np.zeros(n, dtype=np.int64)
-        self.holders = np.zeros(n, dtype=np.int64)  # per word id: how many agents know it
         self.n_words = 0
         self.n_invented = 0
 
     def n_distinct(self) -> int:
-        return int(np.count_nonzero(self.holders[: self.n_invented]))
+        """Words known to at least one agent: O(N x longest inventory), so once per record."""
+        width = int(self.size.max())
+        known = self.words[:, :width][np.arange(width) < self.size[:, None]]
+        return int(np.count_nonzero(np.bincount(known, minlength=1)))
 
     def words_of(self, agent: int) -> list[int]:
         return self.words[agent, : self.size[agent]].tolist()
@@ -98,56 +102,49 @@ class Inventories:
         fresh[invents] = self.n_invented + np.arange(int(invents.sum()))
         self.n_invented += int(invents.sum())
         delta, success = np.empty(len(speaker), dtype=np.int64), np.empty(len(speaker), dtype=bool)
+        inventing = fresh if invents.any() else None
         for level in levels(prev, nxt):
-            delta[level], success[level] = self._play(
-                speaker[level], hearer[level], u_word[level], fresh[level]
-            )
+            new = inventing[level] if inventing is not None else None
+            delta[level], success[level] = self._play(speaker[level], hearer[level], u_word[level], new)
         self.n_words += int(delta.sum())
         return delta, success
 
     def _play(
-        self, s: np.ndarray, h: np.ndarray, u: np.ndarray, new: np.ndarray
+        self, s: np.ndarray, h: np.ndarray, u: np.ndarray, new: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One level: no agent appears twice, so every update below is a plain scatter."""
-        words, size, holders = self.words, self.size, self.holders
+        """One level: no agent appears twice, so every update below is a plain scatter.
+
+        ``new`` holds the fresh word id of each interaction whose speaker invents, else -1;
+        None when nobody in the level invents.
+        """
+        words, size = self.words, self.size
         s_size = size[s]
         word = words[s, (u * s_size).astype(np.int64)]  # column 0 (ignored) for empty speakers
-        invents = new >= 0
-        if invents.any():
+        invents: np.ndarray | int = 0
+        if new is not None:
+            invents = new >= 0
             word[invents] = new[invents]
             words[s[invents], 0] = new[invents]
             size[s[invents]] = 1
-            holders[new[invents]] = 1
             s_size[invents] = 1
         h_size = size[h]
         width = int(h_size.max())
-        rows = words[h, :width]
-        in_row = np.arange(width) < h_size[:, None]
-        match = rows == word[:, None]
-        known = (match & in_row).any(axis=1)
+        known = ((words[h, :width] == word[:, None]) & (np.arange(width) < h_size[:, None])).any(1)
         delta = np.where(known, 2 - s_size - h_size, 1 + invents)
-
-        if known.any():  # success: both keep only the word
-            ks, kh, kw = s[known], h[known], word[known]
-            dropped = [rows[known][in_row[known] & ~match[known]]]
-            s_width = int(s_size[known].max())
-            if s_width > 1:
-                s_rows = words[ks, :s_width]
-                keep = (np.arange(s_width) < s_size[known][:, None]) & (s_rows != kw[:, None])
-                dropped.append(s_rows[keep])
-            np.subtract.at(holders, np.concatenate(dropped), 1)
-            words[ks, 0], words[kh, 0] = kw, kw
-            size[ks], size[kh] = 1, 1
-
-        failed = ~known
-        if failed.any():  # failure: the hearer learns the word
-            fh, fw, at = h[failed], word[failed], h_size[failed]
-            if int(at.max()) >= self.words.shape[1]:
+        success, failure = np.flatnonzero(known), np.flatnonzero(~known)
+        if success.size:  # both keep only the word
+            kw = word[success]
+            words[s[success], 0] = kw
+            words[h[success], 0] = kw
+            size[s[success]] = 1
+            size[h[success]] = 1
+        if failure.size:  # the hearer learns the word
+            fh, at = h[failure], h_size[failure]
+            if int(at.max()) >= words.shape[1]:
                 self._grow(int(at.max()) + 1)
                 words = self.words
-            words[fh, at] = fw
+            words[fh, at] = word[failure]
             size[fh] = at + 1
-            np.add.at(holders, fw, 1)
         return delta, known
 
 

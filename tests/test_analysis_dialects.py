@@ -46,8 +46,7 @@ def test_every_agent_its_own_language_gives_singletons() -> None:
     words = list(itertools.product(range(1, 8), repeat=3))
     rng = np.random.default_rng(0)
     lexicons = {
-        i: {o: words[k] for o, k in zip(OBJECTS, rng.choice(len(words), len(OBJECTS)))}
-        for i in range(5)
+        i: {o: words[k] for o, k in zip(OBJECTS, rng.choice(len(words), len(OBJECTS)))} for i in range(5)
     }
     labels = cluster_languages(language_distance_matrix(lexicons))
     assert len(set(labels.tolist())) == 5
@@ -55,9 +54,7 @@ def test_every_agent_its_own_language_gives_singletons() -> None:
 
 def test_two_disjoint_dialects_on_two_communities() -> None:
     graph = two_community_graph()
-    lexicons = {
-        i: {o: (dialect_a if i < 4 else dialect_b)(o) for o in OBJECTS} for i in graph.nodes
-    }
+    lexicons = {i: {o: (dialect_a if i < 4 else dialect_b)(o) for o in OBJECTS} for i in graph.nodes}
     d = language_distance_matrix(lexicons)
     assert d[0, 1] == 0 and d[0, 7] == pytest.approx(2 / 3)  # two of three symbols differ
     clusters = cluster_languages(d)

@@ -156,9 +156,7 @@ def test_vectorised_edit_distance_matches_reference(pairs: list) -> None:
 # ---------------------------------------------------------------------------- properties
 
 
-languages = st.integers(0, 10_000).map(
-    lambda seed: _random_language(np.random.default_rng(seed))
-)
+languages = st.integers(0, 10_000).map(lambda seed: _random_language(np.random.default_rng(seed)))
 
 
 def _random_language(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, ...]]]:
@@ -228,8 +226,11 @@ def test_information_in_bits() -> None:
 
 def test_lexicon_picks_the_most_frequent_message() -> None:
     games = pd.DataFrame(
-        {"speaker": [0, 0, 0, 1], "target": [(1,), (1,), (1,), (1,)],
-         "message": [(2, 0), (3, 0), (3, 0), (4, 0)]}
+        {
+            "speaker": [0, 0, 0, 1],
+            "target": [(1,), (1,), (1,), (1,)],
+            "message": [(2, 0), (3, 0), (3, 0), (4, 0)],
+        }
     )
     table = lexicon(games).set_index("agent")
     assert table.loc[0, "message"] == (3, 0)
@@ -243,9 +244,16 @@ def test_lexicon_picks_the_most_frequent_message() -> None:
 def _metrics() -> pd.DataFrame:
     rows = []
     for r in range(40):
-        for s, l, games in ((0, 1, 10), (1, 0, 30)):
-            rows.append({"round": r, "speaker": s, "listener": l, "games": games,
-                         "success": min(1.0, r / 20) if s == 0 else 0.5})
+        for s, lis, games in ((0, 1, 10), (1, 0, 30)):
+            rows.append(
+                {
+                    "round": r,
+                    "speaker": s,
+                    "listener": lis,
+                    "games": games,
+                    "success": min(1.0, r / 20) if s == 0 else 0.5,
+                }
+            )
     return pd.DataFrame(rows)
 
 

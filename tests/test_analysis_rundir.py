@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -67,8 +66,16 @@ def planted_message(agent: int, obj: tuple[int, ...]) -> list[int]:
     return [5 + obj[1], 5 + obj[0], 0]
 
 
-def make_fake_run(root: Path, *, name: str = "fake", seed: int = 0, rounds: int = ROUNDS,
-                  checkpoints: bool = True, status: str = "finished") -> Path:
+def make_fake_run(
+    root: Path,
+    *,
+    name: str = "fake",
+    seed: int = 0,
+    rounds: int = ROUNDS,
+    checkpoints: bool = True,
+    log_messages: bool = True,
+    status: str = "finished",
+) -> Path:
     cfg = build_config(fake_config(name, seed))
     run = RunDir.create(cfg, root)
     topology = build_topology(cfg.topology, cfg.seed)
@@ -78,18 +85,42 @@ def make_fake_run(root: Path, *, name: str = "fake", seed: int = 0, rounds: int 
     messages = ChunkedTable(run.messages_dir, MESSAGES_SCHEMA)
     for r in range(rounds):
         level = min(1.0, 0.3 + 0.02 * r + 0.05 * seed)
-        metrics.extend([
-            {"round": r, "speaker": s, "listener": l, "games": 8, "success": level,
-             "listener_loss": 1 - level, "speaker_loss": 1 - level, "entropy": 1.0, "msg_length": 3.0}
-            for s, l in edges
-        ])
-        if r % 5 == 0 or r == ROUNDS - 1:
-            messages.extend([
-                {"round": r, "speaker": s, "listener": l, "game": g, "target": list(obj),
-                 "message": planted_message(s, obj), "length": 3, "choice": 0, "target_index": 0,
-                 "success": True}
-                for s, l in edges for g, obj in enumerate(OBJECTS)
-            ])
+        metrics.extend(
+            [
+                {
+                    "round": r,
+                    "speaker": s,
+                    "listener": lis,
+                    "games": 8,
+                    "success": level,
+                    "listener_loss": 1 - level,
+                    "speaker_loss": 1 - level,
+                    "entropy": 1.0,
+                    "msg_length": 3.0,
+                    "eval_success": level if r % 5 == 0 or r == rounds - 1 else float("nan"),
+                }
+                for s, lis in edges
+            ]
+        )
+        if log_messages and (r % 5 == 0 or r == ROUNDS - 1):
+            messages.extend(
+                [
+                    {
+                        "round": r,
+                        "speaker": s,
+                        "listener": lis,
+                        "game": g,
+                        "target": list(obj),
+                        "message": planted_message(s, obj),
+                        "length": 3,
+                        "choice": 0,
+                        "target_index": 0,
+                        "success": True,
+                    }
+                    for s, lis in edges
+                    for g, obj in enumerate(OBJECTS)
+                ]
+            )
         if (r + 1) % 10 == 0:
             metrics.flush()
             messages.flush()
@@ -98,8 +129,9 @@ def make_fake_run(root: Path, *, name: str = "fake", seed: int = 0, rounds: int 
     if checkpoints:
         scenario = build_scenario(cfg)
         channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
-        agents = {i: {"model": build_agent(cfg, i, scenario, channel).model.state_dict()}
-                  for i in range(topology.n)}
+        agents = {
+            i: {"model": build_agent(cfg, i, scenario, channel).model.state_dict()} for i in range(topology.n)
+        }
         for done in range(10, rounds + 1, 10):
             run.save_checkpoint(done, {"rounds_done": done, "agents": agents})
     run.update_status(status=status, rounds_done=rounds, n_agents=topology.n)
@@ -112,6 +144,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "full": make_fake_run(root / "a", seed=0),
         "no_checkpoint": make_fake_run(root / "b", seed=1, checkpoints=False),
+        "bare": make_fake_run(root / "d", seed=3, checkpoints=False, log_messages=False),
         "crashed": make_fake_run(root / "c", seed=2, rounds=13, checkpoints=False, status="crashed"),
     }
 
@@ -121,12 +154,22 @@ def test_analyze_cli_writes_tables_and_summary(runs: dict[str, Path], capsys) ->
     out = capsys.readouterr().out
     assert "compositionality" in out and "intelligibility" in out
     folder = runs["full"] / "analysis"
-    for name in ("success_by_edge", "success_by_agent", "success_population", "language",
-                 "lexicon", "language_distance", "dialects", "intelligibility", "over_time"):
+    for name in (
+        "success_by_edge",
+        "success_by_agent",
+        "success_population",
+        "language",
+        "lexicon",
+        "language_distance",
+        "dialects",
+        "intelligibility",
+        "over_time",
+    ):
         assert not pd.read_parquet(folder / f"{name}.parquet").empty, name
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["checkpoint_round"] == ROUNDS and summary["language_source"] == "checkpoint"
     assert summary["rounds_to_success"]["0.5"] is not None
+    assert summary["final_eval_success"] == pytest.approx(min(1.0, 0.3 + 0.02 * (ROUNDS - 1)))
     over_time = pd.read_parquet(folder / "over_time.parquet")
     assert set(over_time["source"]) == {"messages", "checkpoint"}
     assert sorted(over_time[over_time["source"] == "checkpoint"]["round"].unique()) == [10, 20]
@@ -164,14 +207,30 @@ def test_crashed_run_is_analysed_on_what_is_complete(runs: dict[str, Path], caps
     assert summary["status"] == "crashed" and summary["rounds_done"] == 13
 
 
+def test_run_without_messages_or_checkpoints(runs: dict[str, Path], capsys) -> None:
+    assert main(["report", str(runs["bare"])]) == 0
+    assert "language measured from: nothing" in capsys.readouterr().out
+    analysis = analyze_run(runs["bare"])
+    assert analysis.summary["topsim"] is None and analysis.summary["language_clusters"] is None
+    assert analysis.summary["final_success"] is not None
+    page = (runs["bare"] / "report" / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") >= 2  # learning curves, graph
+
+
 def test_report_is_self_contained(runs: dict[str, Path]) -> None:
     assert main(["report", str(runs["full"])]) == 0
     folder = runs["full"] / "report"
     page = (folder / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 6
     assert "http://" not in page and "https://" not in page
-    for png in ("learning_curves", "intelligibility", "dialect_graph", "distance_vs_graph",
-                "compositionality_over_time", "lexicon"):
+    for png in (
+        "learning_curves",
+        "intelligibility",
+        "dialect_graph",
+        "distance_vs_graph",
+        "compositionality_over_time",
+        "lexicon",
+    ):
         assert (folder / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -193,7 +252,7 @@ def test_compare_groups_by_config_name(tmp_path: Path, runs: dict[str, Path], ca
 
 def test_mean_ci() -> None:
     n, mean, low, high = mean_ci([1.0, 2.0, 3.0])
-    assert n == 3 and mean == 2.0 and high - mean == pytest.approx(4.303 / 3 ** 0.5, rel=1e-3)
+    assert n == 3 and mean == 2.0 and high - mean == pytest.approx(4.303 / 3**0.5, rel=1e-3)
     assert mean_ci([1.0, None, float("nan")])[0] == 1
 
 
@@ -238,6 +297,11 @@ def test_bad_run_directories_exit_2(tmp_path: Path, runs: dict[str, Path], capsy
     (broken / "checkpoints" / "round_000020.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunDirError, match="cannot be loaded"):
         analyze_run(broken)
+    older = _copy(runs["no_checkpoint"], tmp_path / "older")
+    first = older / "metrics.parquet" / "part-000000.parquet"
+    pq.write_table(pq.read_table(first).drop_columns(["eval_success"]), first)
+    assert analyze_run(older).summary["final_eval_success"] is not None  # from the later parts
+
     wrong_cols = _copy(runs["no_checkpoint"], tmp_path / "wrong_cols")
     first = wrong_cols / "messages" / "part-000000.parquet"
     pq.write_table(pa.table({"round": [1]}).replace_schema_metadata({"schema_version": "1"}), first)
@@ -254,7 +318,12 @@ def test_report_images_load_in_chromium(runs: dict[str, Path]) -> None:
     if not page.is_file():
         assert main(["report", str(runs["full"])]) == 0
     script = REPO / "scripts" / "check_report_images.py"
-    done = subprocess.run([sys.executable, str(script), str(page)], capture_output=True, text=True,
-                          timeout=180, env={**os.environ, "HOME": str(page.parent)}, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script), str(page)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 of 6 images loaded" in done.stdout

@@ -69,7 +69,8 @@ def test_bad_field_names_file_and_path(case: str, tmp_path: Path, capsys: pytest
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             merged = dict(data[key])
             for k, v in value.items():
-                merged[k] = {**merged[k], **v} if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+                nested = isinstance(v, dict) and isinstance(merged.get(k), dict)
+                merged[k] = {**merged[k], **v} if nested else v
             data[key] = merged
         else:
             data[key] = value

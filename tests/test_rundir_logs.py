@@ -74,7 +74,7 @@ def test_other_readers(finished_run: Path) -> None:
 
 def test_checkpoints_are_safe_to_load(finished_run: Path) -> None:
     run_dir = RunDir(finished_run)
-    assert [r for r, _ in run_dir.checkpoints()] == [2, 4, 5]
+    assert [r for r, _ in run_dir.checkpoints()] == [0, 2, 4, 5]
     ckpt = run_dir.load_checkpoint(5)  # weights_only=True
     assert ckpt["rounds_done"] == 5 and sorted(ckpt["agents"]) == [0, 1, 2]
     events = [json.loads(x)["event"] for x in (finished_run / "events.log").read_text().splitlines()]

@@ -1,6 +1,9 @@
 """Communicative success over rounds, from the metrics log (one row per round × directed edge).
 
-Means over edges are weighted by the number of games each edge played in that round.
+Two success columns are read: ``success``, the training games of the round (sampled messages),
+and ``eval_success``, greedy messages on a fixed evaluation set, logged every
+``logging.eval_every`` rounds (NaN in between, and absent from older runs). Means over edges are
+weighted by the number of games each edge played in that round.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ import numpy as np
 import pandas as pd
 
 
-def _weighted_mean(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    ok = frame[np.isfinite(frame["success"])]
+def _weighted_mean(frame: pd.DataFrame, by: list[str], column: str = "success") -> pd.DataFrame:
+    """Mean of ``column`` per group, weighted by games; the result column is named ``success``."""
+    if column not in frame:
+        return pd.DataFrame(columns=[*by, "success"])
+    ok = frame[np.isfinite(frame[column].astype(float))]
     weight = ok["games"].clip(lower=1).astype(float)
-    tmp = ok.assign(_w=weight, _ws=weight * ok["success"])
+    tmp = ok.assign(_w=weight, _ws=weight * ok[column].astype(float))
     grouped = tmp.groupby(by, sort=True)[["_w", "_ws"]].sum()
     return (grouped["_ws"] / grouped["_w"]).rename("success").reset_index()
 
 
 def success_by_edge(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Columns round, speaker, listener, games, success: each directed edge's success curve."""
+    """Columns round, speaker, listener, games, success, eval_success: each directed edge's curves."""
     cols = ["round", "speaker", "listener", "games", "success"]
-    return metrics[cols].sort_values(["speaker", "listener", "round"]).reset_index(drop=True)
+    out = metrics[cols].assign(eval_success=metrics.get("eval_success", np.nan))
+    return out.sort_values(["speaker", "listener", "round"]).reset_index(drop=True)
 
 
 def success_by_agent(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -39,9 +46,12 @@ def success_by_agent(metrics: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def population_success(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Columns round, success: the population's mean over all edges that played."""
-    return _weighted_mean(metrics, ["round"])
+def population_success(metrics: pd.DataFrame, column: str = "success") -> pd.DataFrame:
+    """Columns round, success: the population's mean of ``column`` over the edges that have it.
+
+    ``column="eval_success"`` gives the greedy evaluation curve (only the evaluated rounds).
+    """
+    return _weighted_mean(metrics, ["round"], column)
 
 
 def smoothed(values: pd.Series, window: int) -> pd.Series:
@@ -67,14 +77,17 @@ def rounds_to_threshold(curve: pd.DataFrame, threshold: float, window: int = 10)
 def final_success(metrics: pd.DataFrame, fraction: float = 0.1) -> dict[str, float]:
     """Mean success over the last ``fraction`` of the rounds logged: population and per agent.
 
-    Keys: ``population``, ``speaker:{id}``, ``listener:{id}``.
+    Keys: ``population``, ``speaker:{id}``, ``listener:{id}``, and ``eval_population``: the
+    greedy evaluation success at the last evaluated round (NaN when none was logged).
     """
     if metrics.empty:
-        return {"population": math.nan}
+        return {"population": math.nan, "eval_population": math.nan}
     last = int(metrics["round"].max())
     span = max(1, int(round((last + 1) * fraction)))
     tail = metrics[metrics["round"] > last - span]
     out = {"population": float(population_success(tail)["success"].mean())}
+    evaluated = population_success(metrics, "eval_success")
+    out["eval_population"] = float(evaluated["success"].iloc[-1]) if len(evaluated) else math.nan
     for role in ("speaker", "listener"):
         per = _weighted_mean(tail, [role])
         out.update({f"{role}:{int(a)}": float(s) for a, s in zip(per[role], per["success"])})

@@ -24,6 +24,7 @@ from scipy.stats import t as student_t
 
 COMPARED = (
     "final_success",
+    "final_eval_success",
     "rounds_to_success_0.8",
     "topsim",
     "posdis",
@@ -84,10 +85,7 @@ def _cached(path: Path, distance: str) -> dict[str, Any] | None:
 
 def run_summary(path: Path, distance: MessageDistance = "edit") -> dict[str, Any]:
     """The analysis summary of one run (from RUN/analysis/summary.json when it is up to date)."""
-    summary = (
-        _cached(path, distance)
-        or analyze_run(path, distance=distance, with_over_time=False).summary
-    )
+    summary = _cached(path, distance) or analyze_run(path, distance=distance, with_over_time=False).summary
     flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     for threshold, rounds in summary.get("rounds_to_success", {}).items():
         flat[f"rounds_to_success_{threshold}"] = rounds
@@ -154,9 +152,7 @@ def format_comparison(table: pd.DataFrame) -> str:
             return f"{r['mean']:.3g} (n={r['n']})"
         return f"{r['mean']:.3g} ± {(r['ci_high'] - r['ci_low']) / 2:.2g} (n={r['n']})"
 
-    wide = table.assign(text=table.apply(cell, axis=1)).pivot(
-        index="measure", columns="name", values="text"
-    )
+    wide = table.assign(text=table.apply(cell, axis=1)).pivot(index="measure", columns="name", values="text")
     wide = wide.reindex([m for m in table["measure"].drop_duplicates()])
     runs = table.drop_duplicates("name").set_index("name")["runs"]
     header = "runs per config: " + ", ".join(f"{k}: {v}" for k, v in runs.items())
@@ -170,9 +166,7 @@ def comparison_plot(table: pd.DataFrame, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measures = [
-        m for m in table["measure"].drop_duplicates() if table[table["measure"] == m]["n"].sum()
-    ]
+    measures = [m for m in table["measure"].drop_duplicates() if table[table["measure"] == m]["n"].sum()]
     names = sorted(table["name"].unique())
     cols = 4
     rows = max(1, math.ceil(len(measures) / cols))

@@ -46,9 +46,7 @@ def language_distance(a: Lexicon, b: Lexicon) -> float:
     return float(np.mean(normalised_edit_distances([a[o] for o in shared], [b[o] for o in shared])))
 
 
-def language_distance_matrix(
-    lexicons: Mapping[int, Lexicon], ids: Sequence[int] | None = None
-) -> np.ndarray:
+def language_distance_matrix(lexicons: Mapping[int, Lexicon], ids: Sequence[int] | None = None) -> np.ndarray:
     """(N, N) language distances; NaN for a pair with no object in common."""
     ids = list(ids) if ids is not None else sorted(lexicons)
     out = np.zeros((len(ids), len(ids)))
@@ -249,9 +247,7 @@ def graph_communities(
     return np.array([label[v] for v in nodes], dtype=np.int64)
 
 
-def normalized_mutual_information(
-    a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray
-) -> float:
+def normalized_mutual_information(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> float:
     """NMI = I(A; B) / mean(H(A), H(B)); 1 when both are a single cluster, 0 when only one is."""
     ha, hb = entropy_bits(list(a)), entropy_bits(list(b))
     if ha == 0 and hb == 0:

@@ -45,9 +45,7 @@ def pad_messages(messages: Messages, length: int | None = None) -> tuple[np.ndar
     return arr, lengths
 
 
-def edit_distances(
-    a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray
-) -> np.ndarray:
+def edit_distances(a: np.ndarray, a_len: np.ndarray, b: np.ndarray, b_len: np.ndarray) -> np.ndarray:
     """Levenshtein distance between ``a[k][:a_len[k]]`` and ``b[k][:b_len[k]]`` for every k.
 
     One dynamic-programming table per pair, filled for all pairs at once (messages are short).
@@ -78,14 +76,10 @@ def _pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
 
 
-def pairwise_message_distances(
-    messages: Messages, distance: MessageDistance = "edit"
-) -> np.ndarray:
+def pairwise_message_distances(messages: Messages, distance: MessageDistance = "edit") -> np.ndarray:
     """Condensed (scipy ``pdist`` order) distances between every pair of messages."""
     if distance not in MESSAGE_DISTANCES:
-        raise ValueError(
-            f"distance must be one of {', '.join(MESSAGE_DISTANCES)}, not {distance!r}"
-        )
+        raise ValueError(f"distance must be one of {', '.join(MESSAGE_DISTANCES)}, not {distance!r}")
     tokens, lengths = pad_messages(messages)
     ii, jj = _pair_indices(len(lengths))
     out = np.empty(len(ii), dtype=np.float64)
@@ -97,9 +91,7 @@ def pairwise_message_distances(
         else:
             raw = edit_distances(tokens[i], lengths[i], tokens[j], lengths[j])
             mean_len = (lengths[i] + lengths[j]) / 2.0
-            out[start : start + len(i)] = np.divide(
-                raw, mean_len, out=np.zeros(len(i)), where=mean_len > 0
-            )
+            out[start : start + len(i)] = np.divide(raw, mean_len, out=np.zeros(len(i)), where=mean_len > 0)
     return out
 
 

@@ -34,9 +34,7 @@ def entropy_bits(values: Sequence[Hashable] | np.ndarray) -> float:
     return float(max(0.0, -(p * np.log2(p)).sum()))
 
 
-def mutual_information_bits(
-    x: np.ndarray | Sequence[Hashable], y: np.ndarray | Sequence[Hashable]
-) -> float:
+def mutual_information_bits(x: np.ndarray | Sequence[Hashable], y: np.ndarray | Sequence[Hashable]) -> float:
     """I(X; Y) = H(X) + H(Y) - H(X, Y) over paired observations, in bits (never below 0)."""
     cx, cy = category_codes(x), category_codes(y)
     if len(cx) != len(cy):

@@ -43,9 +43,7 @@ class Population:
         return sorted(self.models)
 
 
-def load_population(
-    run: RunDir, at: int | None = None, config: RunConfig | None = None
-) -> Population:
+def load_population(run: RunDir, at: int | None = None, config: RunConfig | None = None) -> Population:
     """Rebuild every agent with the weights saved at round ``at`` (the latest when None)."""
     cfg = config or run.config()
     try:
@@ -53,9 +51,7 @@ def load_population(
     except RunDirError:
         raise
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file: torch raises many kinds
-        raise RunDirError(
-            f"{run.path}: checkpoint at round {at} cannot be loaded ({err})"
-        ) from None
+        raise RunDirError(f"{run.path}: checkpoint at round {at} cannot be loaded ({err})") from None
     scenario = build_scenario(cfg)
     rule = build_rule(cfg)
     channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
@@ -71,19 +67,16 @@ def load_population(
         slot.model.eval()
         models[int(agent_id)] = slot.model
     if not models:
-        raise RunDirError(
-            f"{run.path}: checkpoint at round {ckpt.get('rounds_done')} holds no agents"
-        )
+        raise RunDirError(f"{run.path}: checkpoint at round {ckpt.get('rounds_done')} holds no agents")
     return Population(cfg, int(ckpt["rounds_done"]), scenario, rule, channel, models)
 
 
-def evaluation_batch(
-    population: Population, n_games: int = DEFAULT_EVAL_GAMES, split: str = "train"
-) -> Batch:
+def evaluation_batch(population: Population, n_games: int = DEFAULT_EVAL_GAMES, split: str = "eval") -> Batch:
     """The run's fixed evaluation games (the same for every checkpoint of the run).
 
-    ``split`` is handed to the scenario's ``sample``; the default draws from the objects the
-    agents trained on.
+    Drawn from the run's evaluation stream (``seeding.EVAL`` with no edge key, so it differs
+    from the per-edge sets the runner evaluates on) with the scenario's ``"eval"`` split, as the
+    runner's own greedy evaluation does.
     """
     rng = seeding.rng(population.config.seed, seeding.EVAL)
     return population.scenario.sample(rng, n_games, split)
@@ -113,24 +106,23 @@ def greedy_productions(population: Population, batch: Batch) -> pd.DataFrame:
         utt = _speak(population, agent_id, batch)
         tokens, lengths = utt.tokens.tolist(), utt.lengths.tolist()
         for k in keep:
-            rows.append(
-                {"agent": agent_id, "object": targets[k], "message": tuple(tokens[k][: lengths[k]])}
-            )
+            rows.append({"agent": agent_id, "object": targets[k], "message": tuple(tokens[k][: lengths[k]])})
     return pd.DataFrame(rows, columns=["agent", "object", "message"])
 
 
-def _listen_success(
-    population: Population, listener: int, wire: torch.Tensor, batch: Batch
-) -> float:
-    """Success rate of ``listener`` on ``wire``, read through the run's learning rule.
+def _listen_success(population: Population, listener: int, utterance: Any, batch: Batch) -> float:
+    """Success rate of ``listener`` on a greedy utterance, read through the run's learning rule.
 
-    The rule's ``listen`` back-propagates the listener's loss; the gradients are thrown away.
+    A rule's ``evaluate`` (decision on the complete greedy message, no learning) is used when it
+    has one; otherwise its ``listen`` runs and the gradients it leaves are thrown away.
     """
-    model = population.models[listener]
-    _, _, decision, _ = population.rule.listen(
-        model, population.scenario, wire, batch, population.channel.vocab_size
-    )
-    model.zero_grad(set_to_none=True)
+    model, rule = population.models[listener], population.rule
+    vocab = population.channel.vocab_size
+    if callable(getattr(rule, "evaluate", None)):
+        decision = rule.evaluate(model, population.scenario, utterance.tokens, batch, vocab)
+    else:
+        _, _, decision, _ = rule.listen(model, population.scenario, utterance.wire, batch, vocab)
+        model.zero_grad(set_to_none=True)
     return float(decision.success[:, 0].float().mean())
 
 
@@ -139,9 +131,9 @@ def intelligibility_matrix(population: Population, batch: Batch) -> np.ndarray:
     ids = population.agent_ids
     out = np.zeros((len(ids), len(ids)))
     for a, speaker in enumerate(ids):
-        wire = _speak(population, speaker, batch).wire
+        utterance = _speak(population, speaker, batch)
         for b, listener in enumerate(ids):
-            out[a, b] = _listen_success(population, listener, wire, batch)
+            out[a, b] = _listen_success(population, listener, utterance, batch)
     return out
 
 

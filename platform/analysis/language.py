@@ -17,6 +17,19 @@ from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.message_stats import message_statistics
 
 POPULATION = "population"
+COLUMNS = (
+    "scope",
+    "n_messages",
+    "entropy",
+    "distinct_messages",
+    "symbols_used",
+    "mean_length",
+    "synonymy",
+    "homonymy",
+    "topsim",
+    "posdis",
+    "bosdis",
+)
 MEASURES = (
     "topsim",
     "posdis",
@@ -48,9 +61,7 @@ def log_window(games: pd.DataFrame, end: int, fraction: float = 0.1) -> pd.DataF
     return before[before["round"] >= min(start, last_logged)]
 
 
-def _measures(
-    part: pd.DataFrame, distance: MessageDistance, max_items: int, seed: int
-) -> dict[str, float]:
+def _measures(part: pd.DataFrame, distance: MessageDistance, max_items: int, seed: int) -> dict[str, float]:
     if len(part) > max_items:  # pairwise distances are quadratic: measure a fixed subsample
         part = part.sample(n=max_items, random_state=np.random.RandomState(seed))
     objects, messages = list(part["object"]), list(part["message"])
@@ -82,7 +93,7 @@ def language_measures(
             rows.append({"scope": str(int(agent)), **_measures(part, distance, max_items, seed)})
     if len(utterances):
         rows.append({"scope": POPULATION, **_measures(utterances, distance, max_items, seed)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def agent_mean(table: pd.DataFrame, column: str) -> float:

@@ -20,6 +20,13 @@ from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, SCHEMA_VERSION, RunDir
 from neurocomm.platform.topology import Topology
 
+# Columns an analysis cannot do without; any other column of the schema that a part lacks
+# (one added after the part was written, such as metrics' eval_success) is read as null.
+REQUIRED = {
+    "metrics": ("round", "speaker", "listener", "games", "success"),
+    "messages": ("round", "speaker", "listener", "target", "message"),
+}
+
 
 @dataclass
 class RunData:
@@ -58,9 +65,7 @@ def _read_parts(run_path: Path, folder: Path, schema: pa.Schema, what: str) -> p
         try:
             table = pq.read_table(part)
         except (OSError, pa.ArrowException) as err:
-            raise RunDirError(
-                f"{run_path}: cannot read {part.relative_to(run_path)} ({err})"
-            ) from None
+            raise RunDirError(f"{run_path}: cannot read {part.relative_to(run_path)} ({err})") from None
         meta = table.schema.metadata or {}
         version = meta.get(b"schema_version", b"").decode()
         if version != str(SCHEMA_VERSION):
@@ -68,11 +73,12 @@ def _read_parts(run_path: Path, folder: Path, schema: pa.Schema, what: str) -> p
                 f"{run_path}: {part.relative_to(run_path)} has schema_version {version or 'none'}; "
                 f"this neurocomm reads {SCHEMA_VERSION}"
             )
-        missing = [name for name in schema.names if name not in table.schema.names]
+        missing = [name for name in REQUIRED[what] if name not in table.schema.names]
         if missing:
-            raise RunDirError(
-                f"{run_path}: {what} part {part.name} lacks columns {', '.join(missing)}"
-            )
+            raise RunDirError(f"{run_path}: {what} part {part.name} lacks columns {', '.join(missing)}")
+        for column in schema:  # columns added to the schema later: null in older parts
+            if column.name not in table.schema.names:
+                table = table.append_column(column.name, pa.nulls(len(table), column.type))
         tables.append(table.select(schema.names).cast(schema))
     if not tables:
         return schema.empty_table().to_pandas()
@@ -125,9 +131,7 @@ def load_run(path: str | Path) -> RunData:
         raise RunDirError(f"{path}: topology.json nodes are not 0..N-1")
     n_status, n_graph = status.get("n_agents"), graph.number_of_nodes()
     if n_status is not None and int(n_status) != n_graph:
-        raise RunDirError(
-            f"{path}: run.json says {n_status} agents but topology.json has {n_graph}"
-        )
+        raise RunDirError(f"{path}: run.json says {n_status} agents but topology.json has {n_graph}")
     metrics = _read_parts(path, run.metrics_dir, METRICS_SCHEMA, "metrics")
     if metrics.empty:
         state = status.get("status", "?")

@@ -68,29 +68,6 @@ def message_statistics(objects: Sequence[Sequence[int]], messages: Messages) -> 
     }
 
 
-def statistics_by_speaker(games: pd.DataFrame) -> pd.DataFrame:
-    """One row per speaker plus a ``population`` row (all speakers pooled).
-
-    ``games`` has columns speaker, target, message (tuples), as the messages log does.
-    """
-    rows = []
-    for speaker, part in games.groupby("speaker", sort=True):
-        rows.append(
-            {
-                "scope": str(speaker),
-                **message_statistics(list(part["target"]), list(part["message"])),
-            }
-        )
-    if len(games):
-        rows.append(
-            {
-                "scope": "population",
-                **message_statistics(list(games["target"]), list(games["message"])),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def lexicon(games: pd.DataFrame) -> pd.DataFrame:
     """Each speaker's most frequent message for each object, with its count and share.
 
@@ -100,12 +77,7 @@ def lexicon(games: pd.DataFrame) -> pd.DataFrame:
     columns = ["agent", "object", "message", "count", "share"]
     if games.empty:
         return pd.DataFrame(columns=columns)
-    counts = (
-        games.groupby(["speaker", "target", "message"], sort=True)
-        .size()
-        .rename("count")
-        .reset_index()
-    )
+    counts = games.groupby(["speaker", "target", "message"], sort=True).size().rename("count").reset_index()
     totals = counts.groupby(["speaker", "target"])["count"].transform("sum")
     counts["share"] = counts["count"] / totals
     counts = counts.sort_values(

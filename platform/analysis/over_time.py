@@ -56,15 +56,9 @@ class CheckpointLanguage:
         """The measures with ``intelligibility`` and ``language_distance`` on the population row."""
         out = self.measures.copy()
         is_pop = out["scope"] == POPULATION
-        intel = (
-            off_diagonal_mean(self.intelligibility)
-            if self.intelligibility is not None
-            else math.nan
-        )
+        intel = off_diagonal_mean(self.intelligibility) if self.intelligibility is not None else math.nan
         out["intelligibility"] = np.where(is_pop, intel, math.nan)
-        out["language_distance"] = np.where(
-            is_pop, off_diagonal_mean(self.language_distances), math.nan
-        )
+        out["language_distance"] = np.where(is_pop, off_diagonal_mean(self.language_distances), math.nan)
         return out.assign(round=self.round, source="checkpoint")
 
 
@@ -99,10 +93,7 @@ def over_checkpoints(
 ) -> list[CheckpointLanguage]:
     """:func:`checkpoint_language` at each checkpoint (all saved ones by default), in order."""
     wanted = rounds if rounds is not None else [r for r, _ in run.checkpoints()]
-    return [
-        checkpoint_language(run, at, config, distance, eval_games, with_intelligibility)
-        for at in wanted
-    ]
+    return [checkpoint_language(run, at, config, distance, eval_games, with_intelligibility) for at in wanted]
 
 
 def checkpoint_rows(results: list[CheckpointLanguage]) -> pd.DataFrame:

@@ -45,6 +45,18 @@ def learning_curves(analysis: Analysis, window: int = 10) -> Figure:
         lw=2,
         label="population",
     )
+    evaluated = pop.dropna(subset=["eval_success"]) if "eval_success" in pop else pop.iloc[:0]
+    if len(evaluated):
+        ax.plot(
+            evaluated["round"],
+            evaluated["eval_success"],
+            color="black",
+            ls="--",
+            marker="o",
+            ms=3,
+            lw=1,
+            label="population, greedy evaluation (unsmoothed)",
+        )
     for t in THRESHOLDS:
         ax.axhline(t, color="grey", ls=":", lw=0.8)
     ax.set_xlabel("round")
@@ -116,9 +128,7 @@ def dialect_graph(analysis: Analysis, seed: int = 0) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 5))
     pos = nx.spring_layout(graph, seed=seed)
     ids = analysis.agent_ids
-    clusters = (
-        analysis.language_clusters if analysis.language_clusters is not None else np.zeros(len(ids))
-    )
+    clusters = analysis.language_clusters if analysis.language_clusters is not None else np.zeros(len(ids))
     communities = analysis.communities if analysis.communities is not None else np.zeros(len(ids))
     nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.4)
     for community in sorted({int(c) for c in communities}):
@@ -147,9 +157,11 @@ def dialect_graph(analysis: Analysis, seed: int = 0) -> Figure:
     return fig
 
 
-def distance_scatter(analysis: Analysis) -> Figure:
+def distance_scatter(analysis: Analysis) -> Figure | None:
     """Language distance of each pair of agents against their distance in the graph."""
-    table = analysis.tables["language_distance"]
+    table = analysis.tables.get("language_distance")
+    if table is None or table.empty:
+        return None
     fig, ax = plt.subplots(figsize=(6, 4))
     finite = table[np.isfinite(table["graph_distance"]) & np.isfinite(table["language_distance"])]
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(finite))
@@ -211,9 +223,7 @@ def compositionality_over_time(analysis: Analysis) -> Figure | None:
             marker="o",
             label="intelligibility (mean, i ≠ j)",
         )
-        axes[1].plot(
-            ckpt["round"], ckpt["language_distance"], marker="s", label="language distance (mean)"
-        )
+        axes[1].plot(ckpt["round"], ckpt["language_distance"], marker="s", label="language distance (mean)")
     logged = pop[pop["source"] == "messages"]
     if len(logged):
         axes[1].plot(
@@ -239,9 +249,7 @@ def lexicon_grid(analysis: Analysis) -> tuple[list[str], list[str], list[list[st
     lex = analysis.tables["lexicon"]
     objects = sorted({tuple(o) for o in lex["object"]})[:MAX_LEXICON_OBJECTS]
     agents = sorted({int(a) for a in lex["agent"]})[:MAX_LEXICON_AGENTS]
-    lookup = {
-        (int(a), tuple(o)): tuple(m) for a, o, m in zip(lex["agent"], lex["object"], lex["message"])
-    }
+    lookup = {(int(a), tuple(o)): tuple(m) for a, o, m in zip(lex["agent"], lex["object"], lex["message"])}
     cells = [[" ".join(map(str, lookup.get((a, o), ()))) or "-" for a in agents] for o in objects]
     return [object_label(o) for o in objects], [str(a) for a in agents], cells
 

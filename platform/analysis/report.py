@@ -50,8 +50,7 @@ FIGURES: tuple[tuple[str, str, Callable[[Analysis], Any]], ...] = (
     ),
     (
         "lexicon",
-        "Lexicon: each agent's most frequent message for each object (first 32 objects, "
-        "16 agents).",
+        "Lexicon: each agent's most frequent message for each object (first 32 objects, 16 agents).",
         plots.lexicon_table,
     ),
 )
@@ -87,8 +86,7 @@ def _value(v: Any) -> str:
 
 def _summary_table(summary: dict[str, Any]) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_value(v))}</td></tr>"
-        for k, v in summary.items()
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_value(v))}</td></tr>" for k, v in summary.items()
     )
     return f"<table>{rows}</table>"
 
@@ -99,9 +97,7 @@ def _lexicon_html(analysis: Analysis) -> str:
         return "<p>No messages to build a lexicon from.</p>"
     head = "".join(f"<th>agent {html.escape(a)}</th>" for a in agents)
     body = "".join(
-        f"<tr><th>{html.escape(o)}</th>"
-        + "".join(f"<td>{html.escape(c)}</td>" for c in row)
-        + "</tr>"
+        f"<tr><th>{html.escape(o)}</th>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
         for o, row in zip(objects, cells)
     )
     source = analysis.tables["lexicon"]["source"].iloc[0] if len(analysis.tables["lexicon"]) else ""
@@ -126,11 +122,7 @@ def write_report(analysis: Analysis, folder: Path | None = None) -> Path:
         f"<p>Status <b>{html.escape(str(s['status']))}</b>, {s['rounds_done']} rounds, "
         f"{s['n_agents']} agents; language measured from "
         f"{html.escape(str(s['language_source']))}"
-        + (
-            f" (checkpoint at round {s['checkpoint_round']})"
-            if s["checkpoint_round"] is not None
-            else ""
-        )
+        + (f" (checkpoint at round {s['checkpoint_round']})" if s["checkpoint_round"] is not None else "")
         + ".</p>",
         "<h2>Summary</h2>",
         _summary_table(s),

@@ -104,8 +104,61 @@ def _pairs_table(ids: list[int], language: np.ndarray, graph: np.ndarray) -> pd.
     return pd.DataFrame(rows, columns=["agent_a", "agent_b", "language_distance", "graph_distance"])
 
 
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _population_curves(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Columns round, success, eval_success (NaN at rounds without a greedy evaluation)."""
+    train = population_success(metrics)
+    evaluated = population_success(metrics, "eval_success").rename(columns={"success": "eval_success"})
+    return train.merge(evaluated, on="round", how="left")
+
+
+def _language_tables(
+    window: pd.DataFrame, chosen: CheckpointLanguage | None, distance: MessageDistance
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(language measures of both sources, lexicon, source of the headline language)."""
+    frames = [language_measures(utterances_from_log(window), distance).assign(source="messages")]
+    if chosen is not None:
+        frames.insert(0, chosen.measures.assign(source="checkpoint"))
+        productions = chosen.productions.rename(columns={"agent": "speaker", "object": "target"})
+        lex, source = lexicon(productions), "checkpoint"
+    else:
+        lex, source = lexicon(window), "messages" if len(window) else "none"
+    measures = pd.concat(frames, ignore_index=True)
+    return measures, lex.assign(source=source), source
+
+
+def _add_dialects(
+    analysis: Analysis, chosen: CheckpointLanguage | None, permutations: int, seed: int
+) -> None:
+    """Language distances, Mantel test, clusters and intelligibility onto ``analysis``."""
+    ids, graph, tables = analysis.agent_ids, analysis.data.graph, analysis.tables
+    analysis.communities = graph_communities(graph, seed=seed)
+    analysis.graph_distances = graph_distance_matrix(graph, ids)
+    if analysis.language_source == "none":
+        return
+    if chosen is not None:
+        language, analysis.intelligibility = chosen.language_distances, chosen.intelligibility
+    else:
+        language = language_distance_matrix(lexicon_mapping(tables["lexicon"]), ids)
+    analysis.language_distances = language
+    analysis.mantel = mantel_test(language, analysis.graph_distances, permutations=permutations, seed=seed)
+    analysis.language_clusters = cluster_languages(language)
+    tables["language_distance"] = _pairs_table(ids, language, analysis.graph_distances)
+    tables["dialects"] = pd.DataFrame(
+        {
+            "agent": ids,
+            "language_cluster": analysis.language_clusters,
+            "graph_community": analysis.communities,
+        }
+    )
+    if analysis.intelligibility is not None:
+        tables["intelligibility"] = intelligibility_table(analysis.intelligibility, ids, graph)
 
 
 def analyze_run(
@@ -118,75 +171,48 @@ def analyze_run(
     seed: int = 0,
     with_over_time: bool = True,
 ) -> Analysis:
-    """Every measure of the run at ``path`` (checkpoint ``at``, or the latest one)."""
+    """Every measure of the run at ``path`` (checkpoint ``at``, or the latest one).
+
+    ``seed`` drives the Mantel permutations and the community detection; ``eval_games`` is
+    the size of the evaluation set for checkpoint productions and intelligibility.
+    """
     if distance not in MESSAGE_DISTANCES:
         raise ValueError(f"distance must be one of {', '.join(MESSAGE_DISTANCES)}")
     data = load_run(path)
     ckpt_round = _pick_checkpoint(data, at)
     end = ckpt_round if at is not None and ckpt_round is not None else data.rounds_done
-    metrics = data.metrics[data.metrics["round"] < end]
-    ids = list(range(data.n_agents))
-
-    # -- communication
-    population = population_success(data.metrics)
     tables = {
         "success_by_edge": success_by_edge(data.metrics),
         "success_by_agent": success_by_agent(data.metrics),
-        "success_population": population,
+        "success_population": _population_curves(data.metrics),
     }
-
-    # -- language, from the messages log and from the checkpoint(s)
-    window = log_window(data.messages, end)
-    log_measures = language_measures(utterances_from_log(window), distance).assign(
-        source="messages"
-    )
     checkpoints: list[CheckpointLanguage] = []
     if ckpt_round is not None:
         wanted = [r for r, _ in data.checkpoints] if with_over_time else [ckpt_round]
         checkpoints = over_checkpoints(data.run, data.config, distance, eval_games, rounds=wanted)
     chosen = next((c for c in checkpoints if c.round == ckpt_round), None)
-    measure_frames = [log_measures]
-    if chosen is not None:
-        measure_frames.insert(0, chosen.measures.assign(source="checkpoint"))
-        lex = lexicon(chosen.productions.rename(columns={"agent": "speaker", "object": "target"}))
-        lex_source = "checkpoint"
-    else:
-        lex = lexicon(window)
-        lex_source = "messages"
-    tables["language"] = pd.concat([f for f in measure_frames if len(f)], ignore_index=True)
-    tables["lexicon"] = lex.assign(source=lex_source)
-
-    # -- dialects and intelligibility
-    if chosen is not None:
-        language = chosen.language_distances
-        intel = chosen.intelligibility
-    else:
-        language = language_distance_matrix(lexicon_mapping(lex), ids)
-        intel = None
-    graph_d = graph_distance_matrix(data.graph, ids)
-    mantel = mantel_test(language, graph_d, permutations=permutations, seed=seed)
-    clusters = cluster_languages(language)
-    communities = graph_communities(data.graph, seed=seed)
-    nmi = normalized_mutual_information(clusters, communities)
-    tables["language_distance"] = _pairs_table(ids, language, graph_d)
-    tables["dialects"] = pd.DataFrame(
-        {"agent": ids, "language_cluster": clusters, "graph_community": communities}
-    )
-    if intel is not None:
-        tables["intelligibility"] = intelligibility_table(intel, ids, data.graph)
-
-    # -- over time
+    window = log_window(data.messages, end)
+    tables["language"], tables["lexicon"], source = _language_tables(window, chosen, distance)
+    analysis = Analysis(data, distance, ckpt_round, source, list(range(data.n_agents)), tables)
+    _add_dialects(analysis, chosen, permutations, seed)
     if with_over_time:
         frames = [over_logged_rounds(data.messages, distance), checkpoint_rows(checkpoints)]
         frames = [f for f in frames if len(f)]
         tables["over_time"] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    analysis.summary = _summary(analysis, data.metrics[data.metrics["round"] < end], end)
+    return analysis
 
-    headline = tables["language"]
-    source = "checkpoint" if chosen is not None else "messages"
-    pop = headline[(headline["source"] == source) & (headline["scope"] == POPULATION)]
+
+def _summary(analysis: Analysis, metrics: pd.DataFrame, end: int) -> dict[str, Any]:
+    data, source = analysis.data, analysis.language_source
+    language = analysis.tables["language"]
+    headline = language[language["source"] == source]
+    pop = headline[headline["scope"] == POPULATION]
     pop_row = pop.iloc[0].to_dict() if len(pop) else {}
-    final = final_success(metrics)
     until = population_success(metrics)
+    final = final_success(metrics)
+    mantel = analysis.mantel
+    clusters, intel = analysis.language_clusters, analysis.intelligibility
     summary: dict[str, Any] = {
         "analysis_version": ANALYSIS_VERSION,
         "run_dir": str(data.path),
@@ -198,62 +224,50 @@ def analyze_run(
         "rounds_planned": data.status.get("rounds_planned"),
         "rounds_analysed": end,
         "n_agents": data.n_agents,
-        "checkpoint_round": ckpt_round,
+        "checkpoint_round": analysis.checkpoint_round,
         "language_source": source,
-        "distance": distance,
+        "distance": analysis.distance,
         "final_success": _finite(final["population"]),
+        "final_eval_success": _finite(final["eval_population"]),
         "rounds_to_success": {str(t): rounds_to_threshold(until, t) for t in THRESHOLDS},
-        **{
-            k: _finite(pop_row.get(k))
-            for k in (
-                "topsim",
-                "posdis",
-                "bosdis",
-                "entropy",
-                "synonymy",
-                "homonymy",
-                "mean_length",
-            )
-        },
-        "symbols_used": _finite(pop_row.get("symbols_used")),
-        "topsim_agent_mean": _finite(agent_mean(headline[headline["source"] == source], "topsim"))
-        if len(headline)
-        else None,
-        "intelligibility_mean": _finite(off_diagonal_mean(intel)) if intel is not None else None,
-        "intelligibility_neighbours": None,
-        "intelligibility_strangers": None,
-        "language_distance_mean": _finite(off_diagonal_mean(language)),
-        "mantel_r": _finite(mantel.r),
-        "mantel_p": _finite(mantel.p_value),
-        "mantel_permutations": mantel.permutations,
-        "language_clusters": int(len(set(clusters.tolist()))),
-        "graph_communities": int(len(set(communities.tolist()))),
-        "clusters_communities_nmi": _finite(nmi),
     }
+    for key in (
+        "topsim",
+        "posdis",
+        "bosdis",
+        "entropy",
+        "synonymy",
+        "homonymy",
+        "mean_length",
+        "symbols_used",
+    ):
+        summary[key] = _finite(pop_row.get(key))
+    summary["topsim_agent_mean"] = _finite(agent_mean(headline, "topsim")) if len(headline) else None
+    summary["intelligibility_mean"] = _finite(off_diagonal_mean(intel)) if intel is not None else None
+    summary["intelligibility_neighbours"] = summary["intelligibility_strangers"] = None
     if intel is not None:
-        table = tables["intelligibility"]
-        others = table[~table["self"]]
+        others = analysis.tables["intelligibility"]
+        others = others[~others["self"]]
         for key, linked in (
             ("intelligibility_neighbours", True),
             ("intelligibility_strangers", False),
         ):
             part = others[others["neighbours"] == linked]["success"]
-            summary[key] = _finite(float(part.mean())) if len(part) else None
-    return Analysis(
-        data=data,
-        distance=distance,
-        checkpoint_round=ckpt_round,
-        language_source=source,
-        agent_ids=ids,
-        tables=tables,
-        summary=summary,
-        intelligibility=intel,
-        language_distances=language,
-        graph_distances=graph_d,
-        language_clusters=clusters,
-        communities=communities,
-        mantel=mantel,
+            summary[key] = _finite(part.mean()) if len(part) else None
+    lang_d = analysis.language_distances
+    summary["language_distance_mean"] = _finite(off_diagonal_mean(lang_d)) if lang_d is not None else None
+    summary["mantel_r"] = _finite(mantel.r) if mantel else None
+    summary["mantel_p"] = _finite(mantel.p_value) if mantel else None
+    summary["mantel_permutations"] = mantel.permutations if mantel else 0
+    summary["language_clusters"] = int(len(set(clusters.tolist()))) if clusters is not None else None
+    communities = analysis.communities
+    summary["graph_communities"] = int(len(set(communities.tolist()))) if communities is not None else None
+    summary["clusters_communities_nmi"] = (
+        _finite(normalized_mutual_information(clusters, communities))
+        if clusters is not None and communities is not None
+        else None
     )
+    return summary
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -286,20 +300,20 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def format_summary(analysis: Analysis) -> str:
     """A few readable lines about the run's language."""
     s = analysis.summary
-    lines = [
-        f"run: {s['run_id']} ({s['status']}, {s['rounds_done']} rounds, {s['n_agents']} agents)"
-    ]
+    lines = [f"run: {s['run_id']} ({s['status']}, {s['rounds_done']} rounds, {s['n_agents']} agents)"]
     if s["status"] != "finished":
         lines.append(f"  partial run: analysed the {s['rounds_done']} rounds written so far")
-    ckpt = (
-        f"checkpoint at round {s['checkpoint_round']}"
-        if s["checkpoint_round"] is not None
-        else "no checkpoint (language from the messages log; no intelligibility)"
-    )
-    lines.append(f"language measured from: {ckpt}")
+    if s["checkpoint_round"] is not None:
+        origin = f"greedy productions of the checkpoint at round {s['checkpoint_round']}"
+    elif s["language_source"] == "messages":
+        origin = "the messages log, last 10% of rounds (no checkpoint: no intelligibility)"
+    else:
+        origin = "nothing: no checkpoint and no logged messages"
+    lines.append(f"language measured from: {origin}")
     reached = ", ".join(f"{t}: {_fmt(r)}" for t, r in s["rounds_to_success"].items())
     lines.append(
-        f"communication: final success {_fmt(s['final_success'])}; "
+        f"communication: final success {_fmt(s['final_success'])} (training games, last 10% of "
+        f"rounds), {_fmt(s['final_eval_success'])} (greedy evaluation, last evaluated round); "
         f"rounds to success (10-round mean) {reached}"
     )
     lines.append(
@@ -318,6 +332,8 @@ def format_summary(analysis: Analysis) -> str:
             f"(neighbours {_fmt(s['intelligibility_neighbours'])}, "
             f"never talked {_fmt(s['intelligibility_strangers'])})"
         )
+    if s["language_source"] == "none":
+        return "\n".join(lines)
     lines.append(
         f"dialects: mean language distance {_fmt(s['language_distance_mean'])}; "
         f"Mantel r {_fmt(s['mantel_r'])} (p {_fmt(s['mantel_p'])}) vs graph distance; "

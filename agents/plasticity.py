@@ -1,0 +1,55 @@
+"""Differentiable plasticity (Miconi, Clune & Stanley 2018): a tanh RNN layer whose recurrent
+weights have a Hebbian fast part that is rebuilt within every message.
+
+    h_t      = tanh(x_t W_ih + b_ih + h_{t-1} W_hh + b_hh + h_{t-1} (alpha * Hebb_t))
+    Hebb_t+1 = (1 - eta) Hebb_t + eta h_{t-1}^T h_t          (one Hebb per batch element)
+
+``W`` (slow weights), ``alpha`` (how plastic each connection is) and ``eta`` (the Hebbian rate)
+are learned by back-propagation through the whole episode; ``Hebb`` starts at zero for every
+message. Matrices are in the (from, to) orientation of the formula, except the slow weights,
+which keep ``nn.RNN``'s (to, from) layout so the two can be compared weight for weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class PlasticRNN(nn.Module):
+    """``forward((B, L, in)) → ((B, L, hidden) states, (B, L, hidden, hidden) Hebb after each step)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, alpha: float, eta: float) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(hidden_size))
+        # nn.RNN's initialisation, so a plastic and a plain layer start from the same distribution.
+        bound = 1.0 / math.sqrt(hidden_size)
+        for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            nn.init.uniform_(w, -bound, bound)
+        self.alpha = nn.Parameter(torch.full((hidden_size, hidden_size), float(alpha)))
+        self.eta = nn.Parameter(torch.tensor(float(eta)))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        b, steps, _ = x.shape
+        # The input drive of every step at once, as nn.RNN does on CPU (same numbers when alpha=0).
+        drive = F.linear(x, self.weight_ih, self.bias_ih)
+        h = x.new_zeros(b, self.hidden_size)
+        hebb = x.new_zeros(b, self.hidden_size, self.hidden_size)
+        # eta is a rate: outside [0, 1] the trace would grow without bound or flip sign.
+        eta = self.eta.clamp(0.0, 1.0)
+        states, traces = [], []
+        for t in range(steps):
+            fast = torch.bmm(h.unsqueeze(1), self.alpha * hebb).squeeze(1)
+            new_h = torch.tanh(drive[:, t] + (F.linear(h, self.weight_hh, self.bias_hh) + fast))
+            hebb = (1 - eta) * hebb + eta * torch.bmm(h.unsqueeze(2), new_h.unsqueeze(1))
+            h = new_h
+            states.append(h)
+            traces.append(hebb)
+        return torch.stack(states, 1), torch.stack(traces, 1)
