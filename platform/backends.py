@@ -8,7 +8,6 @@ driver waits once for the small per-shard reports.
 from __future__ import annotations
 
 import contextlib
-
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any

@@ -21,13 +21,26 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[Any]:
-    """A single-node Ray on 127.0.0.1, started on first use and shared by every test."""
+def _ray_shutdown_at_end() -> Iterator[None]:
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def ray_session(_ray_shutdown_at_end: None) -> Any:
+    """A single-node Ray on 127.0.0.1, started on first use and shared by the tests after it
+    (the cluster tests, which run last, replace it with their own multi-node cluster)."""
     from neurocomm.platform.raysession import ensure_ray
 
-    ray = ensure_ray(None, object_store_mb=128, num_cpus=2)
-    yield ray
-    ray.shutdown()
+    return ensure_ray(None, object_store_mb=128, num_cpus=2)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Multi-node cluster tests last: they shut the session Ray down."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
 
 
 def tiny_config(tmp_path: Path, **sections: Any) -> dict[str, Any]:
