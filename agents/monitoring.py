@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from neurocomm.platform.interfaces import AgentModel
 from torch import Tensor
+
+from neurocomm.platform.interfaces import AgentModel
 
 
 def understood_at_end(agent: AgentModel, message: Tensor, lengths: Tensor) -> Tensor:

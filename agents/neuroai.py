@@ -17,11 +17,12 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from neurocomm.agents.lesions import Lesion, freeze
 from neurocomm.agents.monitoring import SelfMonitor
 from neurocomm.agents.plasticity import PlasticRNN
 from neurocomm.platform.interfaces import ChannelSpec, GameSpec
-from torch import Tensor, nn
 
 
 class PerceptionStack(nn.Module):

@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
 from neurocomm.agents.monitoring import SelfMonitor
 from neurocomm.platform.interfaces import EOS, AgentModel, Batch, ChannelSpec, Decision, Scenario
-from torch import Tensor
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
 from neurocomm.platform import registry
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.typed import from_mapping, to_plain

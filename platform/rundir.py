@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import yaml
+
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import RunDirError
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import AgentSpec, RunConfig
 from neurocomm.platform.interfaces import Batch, ChannelSpec

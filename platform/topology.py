@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+
 from neurocomm.platform.config import TopologyConfig
 from neurocomm.platform.errors import ConfigError
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 import pyarrow as pa
+
 from neurocomm.scenarios.naming_pairs import ORDERS, Adjacency, levels, links
 
 # Interactions drawn and played per chunk: max(N, 1024). Chunks also end at every record.
@@ -76,10 +77,12 @@ class Inventories:
         self.n_invented = 0
 
     def n_distinct(self) -> int:
-        """Words known to at least one agent: O(N x longest inventory), so once per record."""
-        width = int(self.size.max())
-        known = self.words[:, :width][np.arange(width) < self.size[:, None]]
-        return int(np.count_nonzero(np.bincount(known, minlength=1)))
+        """Words known to at least one agent: a gather of all N_w words, so once per record."""
+        n, capacity = self.words.shape
+        ends = np.cumsum(self.size)
+        row_start = np.arange(n) * capacity - (ends - self.size)  # flat index minus rank
+        flat = np.repeat(row_start, self.size) + np.arange(int(ends[-1]))
+        return int(np.count_nonzero(np.bincount(self.words.ravel()[flat], minlength=1)))
 
     def words_of(self, agent: int) -> list[int]:
         return self.words[agent, : self.size[agent]].tolist()
@@ -115,7 +118,7 @@ class Inventories:
         """One level: no agent appears twice, so every update below is a plain scatter.
 
         ``new`` holds the fresh word id of each interaction whose speaker invents, else -1;
-        None when nobody in the level invents.
+        None when nobody in the chunk invents.
         """
         words, size = self.words, self.size
         s_size = size[s]

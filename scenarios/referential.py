@@ -13,9 +13,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
 from neurocomm.platform.interfaces import AgentModel, Batch, Decision, GameSpec
 from neurocomm.scenarios.objects import one_hot_objects
-from torch import Tensor
 
 
 class ReferentialGame:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from neurocomm.platform.analysis.dialects import (
     cluster_languages,
     graph_communities,

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from neurocomm.platform.analysis import analyze_run
 from neurocomm.platform.analysis.compare import comparison_table, mean_ci, summaries
 from neurocomm.platform.analysis.intelligibility import (

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from neurocomm.platform.cli import main
 from neurocomm.platform.config import build_config, load_config
 from neurocomm.platform.errors import ConfigError
-
 from tests.conftest import tiny_config
 
 

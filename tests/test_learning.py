@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from neurocomm.platform.config import build_config
 from neurocomm.platform.runner import run
-
 from tests.conftest import tiny_config
 
 CHANCE = 1 / 3  # two distractors

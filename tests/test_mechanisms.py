@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
+
 from neurocomm.agents.monitoring import SelfMonitor, understood_at_end
 from neurocomm.agents.neuroai import NeuroAIAgent, PerceptionStack
 from neurocomm.agents.plasticity import PlasticRNN
@@ -23,8 +25,6 @@ from neurocomm.platform.interfaces import ChannelSpec
 from neurocomm.platform.runner import run
 from neurocomm.platform.typed import from_mapping
 from neurocomm.scenarios.referential import ReferentialGame
-from torch import nn
-
 from tests.conftest import REPO, tiny_config
 
 GAME = ReferentialGame(ReferentialGame.Params(n_attributes=2, n_values=3, n_distractors=2))

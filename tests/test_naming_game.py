@@ -9,6 +9,7 @@ import networkx as nx
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from neurocomm.scenarios.naming_game import (
     Inventories,
     NamingGame,

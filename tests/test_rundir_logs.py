@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from neurocomm.platform.config import build_config
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, SCHEMA_VERSION, RunDir
 from neurocomm.platform.runner import run
-
 from tests.conftest import tiny_config
 
 

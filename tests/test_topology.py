@@ -6,6 +6,7 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+
 from neurocomm.platform.config import TopologyChange, TopologyConfig
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.topology import Topology, build_graph, build_topology

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
+
 from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.run_analysis import ANALYSIS_VERSION, analyze_run
 from neurocomm.platform.errors import RunDirError
-from scipy.stats import t as student_t
 
 COMPARED = (
     "final_success",

@@ -20,6 +20,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import spearmanr
+
 from neurocomm.platform.analysis.distances import (
     EOS,
     MessageDistance,
@@ -29,7 +31,6 @@ from neurocomm.platform.analysis.distances import (
     pairwise_message_distances,
 )
 from neurocomm.platform.analysis.information import entropy_bits, mutual_information_bits
-from scipy.stats import spearmanr
 
 
 def topographic_similarity(

@@ -23,11 +23,12 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
-from neurocomm.platform.analysis.distances import normalised_edit_distances
-from neurocomm.platform.analysis.information import entropy_bits, mutual_information_bits
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import rankdata
+
+from neurocomm.platform.analysis.distances import normalised_edit_distances
+from neurocomm.platform.analysis.information import entropy_bits, mutual_information_bits
 
 Lexicon = Mapping[Hashable, Sequence[int]]
 

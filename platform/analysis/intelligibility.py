@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from neurocomm.platform import seeding
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import RunDirError

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+
 from neurocomm.platform.analysis.compositionality import compositionality
 from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.message_stats import message_statistics

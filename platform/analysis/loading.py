@@ -15,6 +15,7 @@ import networkx as nx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, SCHEMA_VERSION, RunDir

@@ -10,6 +10,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 import pandas as pd
+
 from neurocomm.platform.analysis.distances import EOS, Messages
 from neurocomm.platform.analysis.information import entropy_bits
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from neurocomm.platform.analysis.dialects import language_distance_matrix, off_diagonal_mean
 from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.intelligibility import (

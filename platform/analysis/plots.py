@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
 from neurocomm.platform.analysis.communication import smoothed  # noqa: E402
 from neurocomm.platform.analysis.language import POPULATION  # noqa: E402
 from neurocomm.platform.analysis.run_analysis import THRESHOLDS, Analysis  # noqa: E402

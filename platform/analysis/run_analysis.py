@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from neurocomm.platform.analysis.communication import (
     final_success,
     population_success,
