@@ -124,7 +124,8 @@ def plan_resources(
     gpus = float(cluster.get("GPU", 0.0))
     if res.num_cpus is None:
         # Ray's CPU count only gates scheduling; share what there is so every shard starts.
-        share = max(0.01, min(1.0, int(100 * 0.95 * cpus / max(len(layout), 1)) / 100))
+        usable = 0.95 * cpus * cfg.runtime.cpu_share
+        share = max(0.01, min(1.0, int(100 * usable / max(len(layout), 1)) / 100))
         per_shard_cpu = [share] * len(layout)
     else:
         per_shard_cpu = [res.num_cpus * len(s) for s in layout]

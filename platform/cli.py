@@ -102,6 +102,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return compare_command(args)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from neurocomm.platform.sweep import run_sweep
+
+    rows = run_sweep(args.sweep, echo=_say)
+    failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
+    _say(f"{len(rows)} runs; {len(failed)} not finished")
+    return 0 if not failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurocomm",
@@ -128,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(fn=cmd_resume)
 
+    p = sub.add_parser("sweep", help="run a grid or random sample of configs x seeds")
+    p.add_argument("sweep", help="sweep YAML file")
+    p.set_defaults(fn=cmd_sweep, config=None)
+
     p = sub.add_parser("analyze", help="compute the emergent-language measures of a run")
     p.add_argument("run_dir")
     p.add_argument("--at", type=int, default=None, help="analyse the checkpoint at this round")
@@ -153,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except ConfigError as err:
-        if not err.source and getattr(args, "config", None):
-            err = err.at(source=args.config)
+        source = getattr(args, "config", None) or getattr(args, "sweep", None)
+        if not err.source and source:
+            err = err.at(source=source)
         return _fail(err.line())
     except RunDirError as err:
         return _fail(str(err))

@@ -157,6 +157,9 @@ class RuntimeConfig:
     placement: Literal["default", "spread", "pack"] = "default"
     object_store_mb: int = 256
     max_restarts: int = 3
+    # with agent_resources.num_cpus null: the fraction of the cluster's CPUs this run shares
+    # among its actors (a sweep running k runs at once gives each 1/k)
+    cpu_share: float = 1.0
 
     def check(self) -> None:
         if self.agents_per_actor < 1:
@@ -165,6 +168,8 @@ class RuntimeConfig:
             self.address == "auto" or re.fullmatch(r"(ray://)?[\w.\-]+:\d+", self.address)
         ):
             raise ValueError("address: null (embedded Ray), 'auto', 'host:port' or 'ray://host:port'")
+        if not 0 < self.cpu_share <= 1:
+            raise ValueError("cpu_share: must be in (0, 1]")
         if self.object_store_mb < 64:
             raise ValueError("object_store_mb: must be >= 64")
 
