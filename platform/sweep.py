@@ -133,7 +133,8 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, list[SweepPoint]]:
     grid_points = [dict(zip(grid_keys, combo)) for combo in itertools.product(*sweep.grid.values())]
     if sweep.random is not None:
         rng = np.random.default_rng(sweep.random.seed)
-        samples = [{k: d.draw(rng) for k, d in sweep.random.space.items()} for _ in range(sweep.random.samples)]
+        space = sweep.random.space
+        samples = [{k: d.draw(rng) for k, d in space.items()} for _ in range(sweep.random.samples)]
         grid_points = [{**g, **s} for g in grid_points for s in samples]
     points = []
     for index, values in enumerate(grid_points):

@@ -60,8 +60,7 @@ def test_defaults_are_off() -> None:
 
 def metrics(tmp_path: Path, rule: str, **params: Any) -> pd.DataFrame:
     base = {"hidden_size": 32, "embed_size": 16, "perception_layers": [32]}
-    cfg = tiny_config(tmp_path / str(len(list(tmp_path.iterdir()))), seed=3,
-                      training={"rounds": 4, "batch_size": 16, "rule": rule})
+    cfg = tiny_config(tmp_path, seed=3, training={"rounds": 4, "batch_size": 16, "rule": rule})
     cfg["population"]["agent"] = {"lr": 0.005, "params": {**base, **params}}
     result = run(build_config(cfg))
     df = pd.read_parquet(result.run_dir / "metrics.parquet")
@@ -70,10 +69,11 @@ def metrics(tmp_path: Path, rule: str, **params: Any) -> pd.DataFrame:
 
 @pytest.mark.parametrize("rule", ["reinforce", "gumbel"])
 def test_cut_monitor_and_explicit_off_train_exactly_as_the_default(rule: str, tmp_path: Path) -> None:
-    default = metrics(tmp_path, rule)
-    off = metrics(tmp_path, rule, self_monitor="off", plasticity=False, topdown_iterations=0, lesions=[])
-    cut = metrics(tmp_path, rule, self_monitor="select", lesions=["cut_monitor"])
-    selecting = metrics(tmp_path, rule, self_monitor="select")
+    default = metrics(tmp_path / "default", rule)
+    off = metrics(tmp_path / "off", rule, self_monitor="off", plasticity=False, topdown_iterations=0,
+                  lesions=[])
+    cut = metrics(tmp_path / "cut", rule, self_monitor="select", lesions=["cut_monitor"])
+    selecting = metrics(tmp_path / "select", rule, self_monitor="select")
     pd.testing.assert_frame_equal(default, off)
     pd.testing.assert_frame_equal(default, cut)
     assert not default.equals(selecting)
@@ -191,12 +191,12 @@ def speaker_grads(agent: NeuroAIAgent, rule: Any) -> dict[str, float]:
             for name in ("perception", "production", "comprehension")}
 
 
-@pytest.mark.parametrize("rule_cls", RULES)
-def test_self_monitor_loss_trains_comprehension_and_production_while_speaking(rule_cls: type) -> None:
-    silent = speaker_grads(make_agent(), rule_cls(Reinforce.Params(entropy_coeff=0.0))
-                           if rule_cls is Reinforce else rule_cls())
-    assert silent["comprehension"] == 0
-    monitored = speaker_grads(make_agent(self_monitor="loss", monitor_weight=1.0), rule_cls())
+@pytest.mark.parametrize("rule", [Reinforce(Reinforce.Params(entropy_coeff=0.0)), GumbelSoftmax()],
+                         ids=["reinforce", "gumbel"])
+def test_self_monitor_loss_trains_comprehension_and_production_while_speaking(rule: Any) -> None:
+    silent = speaker_grads(make_agent(), rule)
+    assert silent["comprehension"] == silent["production"] == 0
+    monitored = speaker_grads(make_agent(self_monitor="loss", monitor_weight=1.0), rule)
     assert monitored["comprehension"] > 0 and monitored["production"] > 0
 
 

@@ -44,7 +44,9 @@ def test_random_search_is_seeded(tmp_path: Path) -> None:
     assert all(1e-4 <= lr <= 1e-2 for lr in lrs)
 
 
-def test_bad_point_is_reported_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_point_is_reported_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_sweep(tmp_path, grid={"training.batch_size": [8, -1]})
     with pytest.raises(ConfigError, match="training.batch_size"):
         load_sweep(path)
