@@ -79,6 +79,9 @@ class LocalBackend:
     def get_state(self) -> dict[int, Any]:
         return self.shard.get_state()
 
+    def replace_agents(self, generations: dict[int, int]) -> None:
+        self.shard.replace_agents(generations)
+
     def set_state(self, state: dict[int, Any]) -> None:
         self.shard.set_state(state)
 
@@ -255,6 +258,14 @@ class RayBackend:
             self.actors[i] = self._start(i)
             self.restarts += 1
         self.ray.get([self.actors[i].ping.remote() for i in shards])
+
+    def replace_agents(self, generations: dict[int, int]) -> None:
+        """Turnover; queued before the next round's calls, so no wait is needed."""
+        by_shard: dict[int, dict[int, int]] = defaultdict(dict)
+        for agent_id, gen in generations.items():
+            by_shard[self.shard_of[agent_id]][agent_id] = gen
+        for shard, gens in by_shard.items():
+            self.actors[shard].replace_agents.remote(gens)
 
     def get_state(self) -> dict[int, Any]:
         state: dict[int, Any] = {}

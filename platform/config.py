@@ -23,6 +23,44 @@ from neurocomm.platform.typed import from_mapping, to_plain
 
 
 @dataclass(frozen=True)
+class EdgeNoise:
+    edge: tuple[int, ...]
+    substitution: float = 0.0
+    deletion: float = 0.0
+
+    def check(self) -> None:
+        if len(self.edge) != 2:
+            raise ValueError("edge: a pair [speaker, listener]")
+        _check_probability("substitution", self.substitution)
+        _check_probability("deletion", self.deletion)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Channel noise: a default for every edge, and overrides for chosen directed edges."""
+
+    substitution: float = 0.0
+    deletion: float = 0.0
+    edges: tuple[EdgeNoise, ...] = ()
+
+    def check(self) -> None:
+        _check_probability("substitution", self.substitution)
+        _check_probability("deletion", self.deletion)
+
+    def for_edge(self, speaker: int, listener: int) -> tuple[float, float]:
+        sub, dele = self.substitution, self.deletion
+        for e in self.edges:
+            if tuple(e.edge) == (speaker, listener):
+                sub, dele = e.substitution, e.deletion
+        return sub, dele
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: {value!r} is not a probability; allowed: numbers in [0, 1]")
+
+
+@dataclass(frozen=True)
 class TopologyConfig:
     generator: str | None = "complete_graph"
     params: dict[str, Any] = field(default_factory=dict)
@@ -31,6 +69,7 @@ class TopologyConfig:
     directed: bool = False
     weight: str = "weight"
     schedule: tuple[TopologyChange, ...] = ()
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
 
     def check(self) -> None:
         if (self.generator is None) == (self.file is None):
@@ -59,11 +98,14 @@ class AgentSpec:
 
     model: str = "neuroai-rnn"
     lr: float = 1e-3
+    # chance that the agent applies its update in a round (heterogeneous learning speed)
+    update_prob: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         if not self.lr > 0:
             raise ValueError("lr: must be > 0")
+        _check_probability("update_prob", self.update_prob)
 
 
 @dataclass(frozen=True)
@@ -74,6 +116,7 @@ class AgentGroup:
     name: str = ""
     model: str | None = None
     lr: float | None = None
+    update_prob: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -81,6 +124,26 @@ class AgentGroup:
             raise ValueError("nodes: at least one node")
         if self.lr is not None and not self.lr > 0:
             raise ValueError("lr: must be > 0")
+        if self.update_prob is not None:
+            _check_probability("update_prob", self.update_prob)
+
+
+@dataclass(frozen=True)
+class TurnoverConfig:
+    """Agents replaced by naive newcomers (fresh weights): every ``every`` rounds a ``fraction``
+    of the population chosen at random, and/or the listed ``agents`` at ``at_rounds``."""
+
+    every: int = 0
+    fraction: float = 0.0
+    at_rounds: tuple[int, ...] = ()
+    agents: tuple[int, ...] = ()
+
+    def check(self) -> None:
+        if self.every < 0:
+            raise ValueError("every: must be >= 0 (0 turns it off)")
+        _check_probability("fraction", self.fraction)
+        if self.at_rounds and not self.agents:
+            raise ValueError("agents: which agents to replace at at_rounds")
 
 
 @dataclass(frozen=True)
@@ -90,6 +153,7 @@ class PopulationConfig:
     max_len: int = 4
     agent: AgentSpec = field(default_factory=AgentSpec)
     groups: tuple[AgentGroup, ...] = ()
+    turnover: TurnoverConfig = field(default_factory=TurnoverConfig)
 
     def check(self) -> None:
         if self.size is not None and self.size < 1:
@@ -107,6 +171,7 @@ class PopulationConfig:
                 spec = AgentSpec(
                     model=group.model or spec.model,
                     lr=group.lr if group.lr is not None else spec.lr,
+                    update_prob=group.update_prob if group.update_prob is not None else spec.update_prob,
                     params={**spec.params, **group.params},
                 )
         return spec

@@ -46,6 +46,7 @@ METRICS_SCHEMA = pa.schema(
         ("entropy", pa.float64()),
         ("msg_length", pa.float64()),
         ("eval_success", pa.float64()),
+        ("heldout_success", pa.float64()),
     ],
     metadata={"schema_version": str(SCHEMA_VERSION)},
 )

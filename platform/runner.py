@@ -35,6 +35,14 @@ def prepare(cfg: RunConfig) -> Topology:
         bad = [v for v in group.nodes if not 0 <= v < n]
         if bad:
             raise ConfigError(f"nodes {bad} are outside 0..{n - 1}", path=f"population.groups[{i}].nodes")
+    turnover = cfg.population.turnover
+    bad = [a for a in turnover.agents if not 0 <= a < n]
+    if bad:
+        raise ConfigError(f"agents {bad} are outside 0..{n - 1}", path="population.turnover.agents")
+    for i, noisy in enumerate(cfg.topology.noise.edges):
+        if not all(0 <= v < n for v in noisy.edge):
+            raise ConfigError(f"edge {list(noisy.edge)} names a node outside 0..{n - 1}",
+                              path=f"topology.noise.edges[{i}].edge")
     edges, _ = topology.talk_edges(0)
     if cfg.training.edges_per_round is not None and cfg.training.edges_per_round > len(edges):
         raise ConfigError(
@@ -55,6 +63,19 @@ def round_edges(cfg: RunConfig, topology: Topology, round_: int) -> list[Edge]:
     return sorted(edges[i] for i in picked)
 
 
+def turnover_agents(cfg: RunConfig, n_agents: int, round_: int) -> list[int]:
+    """Agents replaced by newcomers just before ``round_`` is played."""
+    t = cfg.population.turnover
+    chosen: set[int] = set()
+    if t.every and round_ > 0 and round_ % t.every == 0 and t.fraction > 0:
+        k = max(1, int(round(t.fraction * n_agents)))
+        rng = seeding.rng(cfg.seed, seeding.TURNOVER, round_)
+        chosen.update(int(a) for a in rng.choice(n_agents, size=min(k, n_agents), replace=False))
+    if round_ in t.at_rounds:
+        chosen.update(t.agents)
+    return sorted(chosen)
+
+
 def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
     rows = []
     for (speaker, listener), v in sorted(report.edge_stats.items()):
@@ -67,6 +88,7 @@ def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
                 "entropy": v.get("entropy", math.nan),
                 "msg_length": v.get("msg_length", math.nan),
                 "eval_success": v.get("eval_success", math.nan),
+                "heldout_success": v.get("heldout_success", math.nan),
             }
         )
     return rows
@@ -194,6 +216,7 @@ class _RoundLoop:
         self.done = 0
         self.last_success: dict[int, float] = {}
         self.recoveries = 0
+        self.generations = {i: 0 for i in range(topology.n)}
 
     def needs_state(self, rounds_done: int) -> bool:
         every = self.cfg.logging.checkpoint_every
@@ -210,6 +233,7 @@ class _RoundLoop:
         self.metrics = ChunkedTable(self.run_dir.metrics_dir, METRICS_SCHEMA, parts[0])
         self.messages = ChunkedTable(self.run_dir.messages_dir, MESSAGES_SCHEMA, parts[1])
         self.backend.set_state(ckpt["agents"])
+        self.generations = {int(i): int(a.get("generation", 0)) for i, a in ckpt["agents"].items()}
         self.done = int(ckpt["rounds_done"])
 
     def play(self) -> str:
@@ -240,6 +264,16 @@ class _RoundLoop:
             self.run_dir.event("placement", **place)
         self.run_dir.event("recovered", shards=dead, from_round=self.done)
 
+    def _turnover(self, round_: int) -> None:
+        leaving = turnover_agents(self.cfg, self.topology.n, round_)
+        if not leaving:
+            return
+        for agent_id in leaving:
+            self.generations[agent_id] += 1
+        self.backend.replace_agents({a: self.generations[a] for a in leaving})
+        self.run_dir.event("turnover", round=round_, agents=leaving,
+                           generations=[self.generations[a] for a in leaving])
+
     def _play_until_done_or_stopped(self, flag: _StopFlag, progress: Progress) -> None:
         cfg, total, chunk = self.cfg, self.cfg.training.rounds, self.cfg.logging.chunk_rounds
         pending: deque[tuple[int, Any]] = deque()
@@ -249,6 +283,7 @@ class _RoundLoop:
             # checkpointed: the agents' state is read between rounds.
             while (r < total and not flag.stop and len(pending) < 2
                    and not (pending and self.needs_state(pending[-1][0] + 1))):
+                self._turnover(r)
                 pending.append((r, self.backend.submit_round(r, round_edges(cfg, self.topology, r))))
                 r += 1
             if not pending:

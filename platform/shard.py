@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from neurocomm.platform import channel as noisy_channel
 from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import AgentSpec, RunConfig
 from neurocomm.platform.interfaces import Batch, ChannelSpec
@@ -38,6 +39,7 @@ class AgentSlot:
     generator: torch.Generator
     spec: AgentSpec
     rule_state: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0  # how many times this node's agent was replaced by a newcomer
 
 
 @dataclass
@@ -58,18 +60,25 @@ def build_rule(cfg: RunConfig) -> Any:
     return cls(from_mapping(cls.Params, dict(cfg.training.rule_params), "training.rule_params"))
 
 
-def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec) -> AgentSlot:
-    """Agent ``agent_id`` with its own weights, optimiser and sampling generator, from the seed."""
+def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
+                generation: int = 0) -> AgentSlot:
+    """Agent ``agent_id`` with its own weights, optimiser and sampling generator, from the seed
+    (a newcomer replacing it after turnover is generation 1, 2, ...)."""
     spec = cfg.population.spec_for(agent_id)
     cls = registry.resolve("models", spec.model)
     params = from_mapping(cls.Params, dict(spec.params), "population.agent.params")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeding.int_seed(cfg.seed, seeding.AGENT, agent_id))
+        torch.manual_seed(seeding.int_seed(cfg.seed, seeding.AGENT, agent_id, *_gen_key(generation)))
         model = cls(params, game=scenario.spec, channel=channel)
     opt_cls = torch.optim.Adam if cfg.training.optimizer == "adam" else torch.optim.SGD
     optimizer = opt_cls(model.parameters(), lr=spec.lr)
-    generator = seeding.torch_generator(cfg.seed, seeding.AGENT, agent_id, 1)
-    return AgentSlot(model, optimizer, generator, spec)
+    generator = seeding.torch_generator(cfg.seed, seeding.AGENT, agent_id, 1, *_gen_key(generation))
+    return AgentSlot(model, optimizer, generator, spec, generation=generation)
+
+
+def _gen_key(generation: int) -> tuple[int, ...]:
+    # generation 0 keeps the original key, so runs without turnover are unchanged
+    return (generation,) if generation else ()
 
 
 def game_batch(cfg: RunConfig, scenario: Any, round_: int, edge: Edge) -> Batch:
@@ -126,13 +135,17 @@ class AgentShard:
             for edge in group:
                 slot = self.agents[edge[1]]
                 batch = game_batch(self.cfg, self.scenario, round_, edge)
-                wire, greedy = wires[edge]
+                sent, greedy = wires[edge]
+                wire, corruption = self._transmit(round_, edge, sent)
                 loss, fb, decision, lengths = self.rule.listen(
                     slot.model, self.scenario, wire, batch, self.channel.vocab_size
                 )
-                if greedy is not None:
-                    self._stats[edge] = {**self._stats.get(edge, {}),
-                                         "eval_success": self._evaluate(edge, slot, greedy)}
+                if corruption is not None and isinstance(fb, tuple) and torch.is_tensor(fb[0]) \
+                        and fb[0].shape == sent.shape:
+                    fb = (noisy_channel.backmap(fb[0], corruption), *fb[1:])
+                stats = self._stats.setdefault(edge, {})
+                for split, tokens in (greedy or {}).items():
+                    stats[f"{split}_success"] = self._evaluate(edge, slot, tokens, split)
                 feedback[edge] = fb
                 success = decision.success[:, 0]
                 self._stats.setdefault(edge, {}).update(
@@ -151,34 +164,61 @@ class AgentShard:
             slot = self.agents[edge[0]]
             loss = self.rule.learn(slot.model, self._kept.pop(edge), merged[edge], slot.rule_state)
             self._stats.setdefault(edge, {})["speaker_loss"] = loss
-        for slot in self.agents.values():
-            slot.optimizer.step()
+        for agent_id, slot in self.agents.items():
+            if self._updates(round_, agent_id, slot):
+                slot.optimizer.step()
             slot.optimizer.zero_grad(set_to_none=True)
         report = ShardReport(self._stats, self._messages)
         self._stats, self._messages = {}, []
         self._kept.clear()
         return report
 
+    def _updates(self, round_: int, agent_id: int, slot: AgentSlot) -> bool:
+        p = slot.spec.update_prob
+        if p >= 1.0:
+            return True
+        return bool(seeding.rng(self.cfg.seed, seeding.UPDATE, round_, agent_id).random() < p)
+
+    def replace_agents(self, generations: dict[int, int]) -> None:
+        """Turnover: these agents are replaced by naive newcomers (fresh weights and optimiser)."""
+        for agent_id, generation in generations.items():
+            self.agents[agent_id] = build_agent(self.cfg, agent_id, self.scenario, self.channel, generation)
+
     # ------------------------------------------------------------------ evaluation
 
-    def _eval_batch(self, edge: Edge) -> Batch:
-        """A fixed evaluation set per edge (the same every round), never trained on."""
-        rng = seeding.rng(self.cfg.seed, seeding.EVAL, edge[0], edge[1])
-        return self.scenario.sample(rng, self.cfg.logging.eval_games, "eval")
+    def _eval_splits(self) -> tuple[str, ...]:
+        splits = getattr(self.scenario, "splits", ("train", "eval"))
+        return ("eval", "heldout") if "heldout" in splits else ("eval",)
 
-    def _greedy_tokens(self, round_: int, edge: Edge, slot: AgentSlot) -> torch.Tensor | None:
+    def _eval_batch(self, edge: Edge, split: str) -> Batch:
+        """A fixed evaluation set per edge and split (the same every round), never trained on."""
+        key = self._eval_splits().index(split)
+        rng = seeding.rng(self.cfg.seed, seeding.EVAL, edge[0], edge[1], *((key,) if key else ()))
+        return self.scenario.sample(rng, self.cfg.logging.eval_games, split)
+
+    def _greedy_tokens(self, round_: int, edge: Edge, slot: AgentSlot) -> dict[str, torch.Tensor] | None:
         every = self.cfg.logging.eval_every
         if every <= 0 or not (round_ % every == 0 or round_ == self.cfg.training.rounds - 1):
             return None
-        obs = torch.from_numpy(self._eval_batch(edge).speaker_obs)
+        out = {}
         with torch.no_grad():
-            utt = self.rule.speak(slot.model, obs, self.channel, slot.generator, train=False)
-        return utt.tokens
+            for split in self._eval_splits():
+                obs = torch.from_numpy(self._eval_batch(edge, split).speaker_obs)
+                utt = self.rule.speak(slot.model, obs, self.channel, slot.generator, train=False)
+                out[split] = utt.tokens
+        return out
 
-    def _evaluate(self, edge: Edge, slot: AgentSlot, tokens: torch.Tensor) -> float:
-        decision = self.rule.evaluate(slot.model, self.scenario, tokens, self._eval_batch(edge),
+    def _evaluate(self, edge: Edge, slot: AgentSlot, tokens: torch.Tensor, split: str) -> float:
+        decision = self.rule.evaluate(slot.model, self.scenario, tokens, self._eval_batch(edge, split),
                                       self.channel.vocab_size)
         return float(decision.success[:, 0].mean())
+
+    def _transmit(self, round_: int, edge: Edge, wire: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        sub_p, del_p = self.cfg.topology.noise.for_edge(*edge)
+        if sub_p <= 0 and del_p <= 0:
+            return wire, None
+        rng = seeding.rng(self.cfg.seed, seeding.NOISE, round_, edge[0], edge[1])
+        return noisy_channel.transmit(wire, self.channel.vocab_size, sub_p, del_p, rng)
 
     # ------------------------------------------------------------------ logging
 
@@ -224,6 +264,7 @@ class AgentShard:
                 "optimizer": slot.optimizer.state_dict(),
                 "generator": slot.generator.get_state(),
                 "rule_state": dict(slot.rule_state),
+                "generation": slot.generation,
             }
             for i, slot in self.agents.items()
         }
@@ -232,6 +273,8 @@ class AgentShard:
         self._kept.clear()
         self._stats, self._messages = {}, []
         for i, s in state.items():
+            if int(s.get("generation", 0)) != self.agents[i].generation:
+                self.replace_agents({i: int(s.get("generation", 0))})
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
             slot.optimizer.load_state_dict(s["optimizer"])

@@ -28,6 +28,11 @@ class ReferentialGame:
         # random: distractors drawn uniformly from all objects (never equal to the target);
         # batch: distractors are the other targets of the same batch.
         distractors: Literal["random", "batch"] = "random"
+        # shared: the listener sees candidates encoded as the speaker sees the target;
+        # separate: the listener's view permutes each attribute's values by a fixed random map,
+        # so the same object looks different to the two roles (grounding across views).
+        views: Literal["shared", "separate"] = "shared"
+        view_seed: int = 0
 
         def check(self) -> None:
             if self.n_attributes < 1:
@@ -71,8 +76,17 @@ class ReferentialGame:
             extra={"candidates": candidates, "label": label.astype(np.int64)},
         )
 
+    def listener_view(self, objects: np.ndarray) -> np.ndarray:
+        """How the listener sees ``objects`` (one-hot), per ``views``."""
+        p = self.params
+        if p.views == "separate":
+            rng = np.random.default_rng(p.view_seed)
+            maps = np.stack([rng.permutation(p.n_values) for _ in range(p.n_attributes)])
+            objects = maps[np.arange(p.n_attributes), objects]
+        return one_hot_objects(objects, p.n_values)
+
     def decide(self, agent: AgentModel, meaning: Tensor, batch: Batch) -> Decision:
-        cand = torch.from_numpy(one_hot_objects(batch.extra["candidates"], self.params.n_values))
+        cand = torch.from_numpy(self.listener_view(batch.extra["candidates"]))
         embedded = agent.perceive(cand)  # (B, C, H)
         scores = torch.einsum("bth,bch->btc", meaning, embedded)
         b, t, c = scores.shape
