@@ -35,8 +35,15 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - RunConfig, imported lazil
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from neurocomm.platform.runner import prepare
+    from neurocomm.platform.standalone import is_standalone, standalone_graph
 
     cfg = _load(args)
+    if is_standalone(cfg):
+        n, edges, _ = standalone_graph(cfg)
+        graph = "complete graph" if edges is None else f"{len(edges)} edges"
+        _say(f"{args.config}: valid ({n} agents, {graph}, standalone scenario {cfg.scenario.name}, "
+             f"config hash {cfg.digest()})")
+        return 0
     topology = prepare(cfg)
     edges, _ = topology.talk_edges(0)
     _say(
@@ -59,8 +66,14 @@ def _print_summary(result) -> None:  # noqa: ANN001
 
 def cmd_run(args: argparse.Namespace) -> int:
     from neurocomm.platform.runner import prepare, run
+    from neurocomm.platform.standalone import is_standalone, run_standalone
 
     cfg = _load(args)
+    if is_standalone(cfg):
+        outcome = run_standalone(cfg, echo=_say)
+        _say("; ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                       for k, v in outcome.items() if k != "run_dir"))
+        return 0
     topology = prepare(cfg)
     result = run(cfg, topology=topology, echo=_say)
     _print_summary(result)

@@ -169,6 +169,24 @@ class NamingGame:
             ]
         )
 
+    def simulate_population(
+        self, n_agents: int, edges: np.ndarray | None, rng: np.random.Generator,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """The platform's standalone entry point: ``edges`` (E, 2) undirected pairs, or None
+        for the complete graph (never materialised); returns the outcome as plain values."""
+        if edges is None:
+            adjacency = Adjacency.complete(n_agents)
+        else:
+            graph = nx.Graph()
+            graph.add_nodes_from(range(n_agents))
+            graph.add_edges_from(map(tuple, np.asarray(edges).tolist()))
+            adjacency = Adjacency.from_graph(graph)
+        result = self.run(adjacency, rng, on_record=on_record)
+        return {"converged": result.converged, "t_conv": result.t_conv,
+                "max_words": result.max_words, "t_max_words": result.t_max_words,
+                "wall_time": result.wall_time}
+
     def simulate(
         self,
         graph: nx.Graph,
@@ -239,3 +257,4 @@ class NamingGame:
                 record(t)
         result.wall_time = time.perf_counter() - start_time
         return result
+

@@ -37,3 +37,17 @@ def test_shipped_configs_validate() -> None:
     for cfg in configs:
         out = subprocess.run([EXE, "validate", str(cfg)], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"{cfg.name}: {out.stderr}"
+
+
+def test_naming_game_runs_from_the_cli(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [EXE, "run", str(REPO / "configs" / "naming_game.yaml"), "--set", "topology.params.n=200",
+         "--set", f"logging.dir={tmp_path / 'runs'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "converged: True" in out.stdout
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    records = pd.read_parquet(run_dir / "metrics.parquet")
+    assert records["n_distinct"].iloc[-1] == 1 and records["n_words"].iloc[-1] == 200
+    assert records["t"].is_monotonic_increasing
