@@ -116,7 +116,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from neurocomm.platform.sweep import run_sweep
+    from neurocomm.platform.sweep import load_sweep, run_sweep
+
+    if args.dry_run:
+        sweep, points = load_sweep(args.sweep)
+        for p in points:
+            _say(f"{p.key}: {p.config.name} seed {p.seed} {p.overrides}")
+        _say(f"{args.sweep}: valid ({len(points)} runs, {sweep.max_concurrent} at a time)")
+        return 0
 
     rows = run_sweep(args.sweep, echo=_say)
     failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a grid or random sample of configs x seeds")
     p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
     p.set_defaults(fn=cmd_sweep, config=None)
 
     p = sub.add_parser("analyze", help="compute the emergent-language measures of a run")

@@ -32,7 +32,7 @@ def test_cli_run_prints_summary_and_writes_logs(backend: str, tmp_path: Path) ->
 
 
 def test_shipped_configs_validate() -> None:
-    configs = sorted((REPO / "configs").glob("*.yaml"))
+    configs = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "sweeps" not in p.parts)
     assert configs
     for cfg in configs:
         out = subprocess.run([EXE, "validate", str(cfg)], capture_output=True, text=True, timeout=120)
@@ -51,3 +51,13 @@ def test_naming_game_runs_from_the_cli(tmp_path: Path) -> None:
     records = pd.read_parquet(run_dir / "metrics.parquet")
     assert records["n_distinct"].iloc[-1] == 1 and records["n_words"].iloc[-1] == 200
     assert records["t"].is_monotonic_increasing
+
+
+def test_shipped_sweeps_validate() -> None:
+    sweeps = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
+    assert sweeps
+    for sweep in sweeps:
+        out = subprocess.run([EXE, "sweep", str(sweep), "--dry-run"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, f"{sweep.name}: {out.stderr}"
+        assert "valid" in out.stdout
