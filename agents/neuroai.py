@@ -149,8 +149,8 @@ class NeuroAIAgent(nn.Module):
                 raise ValueError("monitor_samples: select needs at least 2 candidates")
             if self.self_monitor == "loss" and not self.monitor_weight > 0:
                 raise ValueError("monitor_weight: must be > 0 with self_monitor: loss")
-            if not 0.0 <= self.plasticity_eta <= 1.0:
-                raise ValueError("plasticity_eta: must be in [0, 1]")
+            if not 0.0 < self.plasticity_eta < 1.0:
+                raise ValueError("plasticity_eta: must be in (0, 1)")
             if self.topdown_iterations < 0:
                 raise ValueError("topdown_iterations: must be >= 0")
             if self.topdown_iterations and not self.perception_layers:

@@ -5,9 +5,10 @@ weights have a Hebbian fast part that is rebuilt within every message.
     Hebb_t+1 = (1 - eta) Hebb_t + eta h_{t-1}^T h_t          (one Hebb per batch element)
 
 ``W`` (slow weights), ``alpha`` (how plastic each connection is) and ``eta`` (the Hebbian rate)
-are learned by back-propagation through the whole episode; ``Hebb`` starts at zero for every
-message. Matrices are in the (from, to) orientation of the formula, except the slow weights,
-which keep ``nn.RNN``'s (to, from) layout so the two can be compared weight for weight.
+are learned by back-propagation through the whole episode (``eta`` through a sigmoid, so it
+stays a rate in (0, 1)); ``Hebb`` starts at zero for every message. Matrices are in the
+(from, to) orientation of the formula, except the slow weights, which keep ``nn.RNN``'s
+(to, from) layout so the two can be compared weight for weight.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ class PlasticRNN(nn.Module):
         for w in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
             nn.init.uniform_(w, -bound, bound)
         self.alpha = nn.Parameter(torch.full((hidden_size, hidden_size), float(alpha)))
-        self.eta = nn.Parameter(torch.tensor(float(eta)))
+        # eta is a rate in (0, 1), learned through its logit: a clamped raw eta that drifts
+        # below 0 gets no gradient and switches plasticity off for good (seen in training).
+        self.eta_logit = nn.Parameter(torch.logit(torch.tensor(float(eta), dtype=torch.float64)).float())
+
+    @property
+    def eta(self) -> Tensor:
+        return torch.sigmoid(self.eta_logit)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         b, steps, _ = x.shape
@@ -42,8 +49,7 @@ class PlasticRNN(nn.Module):
         drive = F.linear(x, self.weight_ih, self.bias_ih)
         h = x.new_zeros(b, self.hidden_size)
         hebb = x.new_zeros(b, self.hidden_size, self.hidden_size)
-        # eta is a rate: outside [0, 1] the trace would grow without bound or flip sign.
-        eta = self.eta.clamp(0.0, 1.0)
+        eta = self.eta
         states, traces = [], []
         for t in range(steps):
             fast = torch.bmm(h.unsqueeze(1), self.alpha * hebb).squeeze(1)

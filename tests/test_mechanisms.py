@@ -116,7 +116,7 @@ def test_fast_weights_change_within_an_episode_and_act_from_the_third_step() -> 
     assert torch.equal(states[:, :2], plain[:, :2])
     assert not torch.allclose(states[:, 2:], plain[:, 2:])
     states.sum().backward()
-    assert plastic.alpha.grad.abs().sum() > 0 and plastic.eta.grad.abs() > 0
+    assert plastic.alpha.grad.abs().sum() > 0 and plastic.eta_logit.grad.abs() > 0
 
 
 def test_plasticity_switch_puts_a_plastic_rnn_in_comprehension() -> None:
@@ -245,7 +245,7 @@ def test_frozen_modules_stay_bit_identical(rule_cls: type, lesions: list[str]) -
 @pytest.mark.parametrize("bad", [
     {"self_monitor": "sometimes"}, {"lesions": ["freeze_everything"]},
     {"self_monitor": "select", "monitor_samples": 1}, {"self_monitor": "loss", "monitor_weight": 0},
-    {"plasticity_eta": 1.5}, {"topdown_iterations": 1, "perception_layers": []},
+    {"plasticity_eta": 1.5}, {"plasticity_eta": 0.0}, {"topdown_iterations": 1, "perception_layers": []},
     {"topdown_iterations": -1}, {"lesions": ["cut_monitor", "cut_monitor"]},
 ])
 def test_bad_mechanism_params_name_the_field(bad: dict[str, Any]) -> None:
