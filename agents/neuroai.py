@@ -180,6 +180,14 @@ class NeuroAIAgent(nn.Module):
                 weight=0.0 if select else params.monitor_weight,
             )
 
+    @classmethod
+    def stacked(cls, models: list[NeuroAIAgent], owners: list[int]) -> Any:
+        """These agents as one batched model over groups of rows (group g: ``models[owners[g]]``),
+        or None when they cannot be stacked (different parameters, NeuroAI mechanisms on)."""
+        from neurocomm.agents.stacked import StackedNeuroAI, can_stack
+
+        return StackedNeuroAI(models, owners) if can_stack(models) else None
+
     def perceive(self, obs: Tensor) -> Tensor:
         return self.perception(obs)
 

@@ -10,6 +10,12 @@ to the speaker:
   the gradient of its loss with respect to that message, and the speaker back-propagates it
   (Jang et al. 2017; EGG's ``GumbelSoftmaxWrapper``).
 
+Batches come in groups (one per directed edge, ``groups`` of them, rows of a group together):
+each group's loss is the mean over its games, and the groups' losses are summed, so an agent's
+gradient is the same whether its edges are computed one by one or stacked with other agents'.
+Sampling noise comes from ``noise(shape)`` (uniform in [0, 1)), which the platform draws per
+edge, so the messages do not depend on how edges are grouped either.
+
 A model may expose a self-monitor (``agent.monitor``, agents/monitoring.py); both rules then let
 it pick among several candidate messages and/or add its self-comprehension loss to the speaker's
 update, through that hook alone.
@@ -17,6 +23,7 @@ update, through that hook alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +33,38 @@ from torch import Tensor
 
 from neurocomm.agents.monitoring import SelfMonitor
 from neurocomm.platform.interfaces import EOS, AgentModel, Batch, ChannelSpec, Decision, Scenario
+
+Noise = Callable[[Sequence[int]], Tensor]
+
+
+def noise_source(noise: Noise | torch.Generator) -> Noise:
+    """A noise callable; a plain ``torch.Generator`` is accepted for one-off use."""
+    if isinstance(noise, torch.Generator):
+        return lambda shape: torch.rand(tuple(shape), generator=noise)
+    return noise
+
+
+def _as_groups(feedback: Any, states: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Feedback and rule states as one entry per group (a single edge may pass bare values)."""
+    items = list(feedback) if isinstance(feedback, list | tuple) and not _is_gumbel_item(feedback) \
+        else [feedback]
+    return items, [states] * len(items) if isinstance(states, dict) else list(states)
+
+
+def _is_gumbel_item(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and torch.is_tensor(value[0]) \
+        and not torch.is_tensor(value[1])
+
+
+def _group_means(values: Tensor, groups: int) -> Tensor:
+    """(rows, ...) → (groups,): the mean of each group's rows."""
+    return values.reshape(groups, -1).mean(1)
+
+
+def _categorical(probs: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF sampling: one symbol per row from (rows, V) probabilities and (rows, 1) noise."""
+    below = (probs.cumsum(-1) < u).sum(-1)
+    return below.clamp(max=probs.shape[-1] - 1)
 
 
 @dataclass
@@ -137,9 +176,10 @@ class Reinforce:
         self.params = params or Reinforce.Params()
 
     def speak(
-        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, generator: torch.Generator,
+        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, noise: Noise | torch.Generator,
         *, train: bool = True,
     ) -> Utterance:
+        noise = noise_source(noise)
         meaning = agent.perceive(obs)
         monitor = _monitor(agent)
         state = agent.production_start(_candidates(meaning, monitor))
@@ -150,11 +190,11 @@ class Reinforce:
             logits, state = agent.production_step(symbol, state)
             logp_all = F.log_softmax(logits, dim=-1)
             if train:
-                tok = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
+                tok = _categorical(logp_all.exp(), noise((len(logits), 1)))
             elif greedy_rows is None:
                 tok = logits.argmax(-1)
             else:
-                sampled = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
+                sampled = _categorical(logp_all.exp(), noise((len(logits), 1)))
                 tok = torch.where(greedy_rows, logits.argmax(-1), sampled)
             logps.append(logp_all.gather(1, tok.unsqueeze(1)).squeeze(1))
             ents.append(-(logp_all.exp() * logp_all).sum(-1))
@@ -179,42 +219,56 @@ class Reinforce:
         return Utterance(tokens_t, kept, tokens_t, lengths, entropy.detach())
 
     def listen(
-        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int
-    ) -> tuple[float, Tensor, Decision, Tensor]:
+        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
+        groups: int = 1,
+    ) -> tuple[list[float], list[Tensor], Decision, Tensor]:
         lengths = message_lengths(wire)
         states = agent.comprehend(F.one_hot(wire, vocab_size).float())
         idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
         decision = scenario.decide(agent, states.gather(1, idx), batch)
-        loss = decision.loss.mean()
-        _backward(loss)
-        return float(loss.detach()), decision.reward[:, 0].detach(), decision, lengths
+        losses = _group_means(decision.loss, groups)
+        _backward(losses.sum())
+        rewards = list(decision.reward[:, 0].detach().chunk(groups))
+        return losses.detach().tolist(), rewards, decision, lengths
 
-    def learn(self, agent: AgentModel, kept: Any, feedback: Tensor, state: dict[str, Any]) -> float:
+    def learn(
+        self, agent: AgentModel, kept: Any, feedback: Sequence[Tensor], states: Sequence[dict[str, Any]]
+    ) -> list[float]:
+        feedback, states = _as_groups(feedback, states)
         logp, entropy, lengths, *rest = kept
         self_loss = rest[0] if rest else None
-        reward = feedback
+        groups = len(feedback)
+        reward = torch.cat(list(feedback))
         if self.params.length_cost:
             reward = reward - self.params.length_cost * lengths.float()
+        # every group uses its speaker's baseline from before this round; the baselines are
+        # then updated group by group (edge order), the same whatever the grouping
+        size = len(reward) // groups
         if self.params.baseline == "mean":
-            baseline = state.get("baseline", 0.0)
-            n = state.get("n", 0) + 1
-            state["baseline"] = baseline + (float(reward.mean()) - baseline) / n
-            state["n"] = n
+            baseline = torch.tensor([s.get("baseline", 0.0) for s in states]).repeat_interleave(size)
         else:
-            baseline = 0.0
-        loss = -((reward - baseline) * logp).mean() - self.params.entropy_coeff * entropy.mean()
+            baseline = torch.zeros_like(reward)
+        per_row = -(reward - baseline) * logp - self.params.entropy_coeff * entropy
         if self_loss is not None:
             # The self-comprehension loss trains comprehension (and perception) directly; the
             # symbols are discrete, so it reaches production as a score-function term, a cost
-            # on each message with the batch mean as baseline.
-            cost = self_loss.detach()
-            loss = loss + self_loss.mean() + ((cost - cost.mean()) * logp).mean()
-        _backward(loss)
-        return float(loss.detach())
+            # on each message with its group's mean as baseline.
+            cost = self_loss.detach().reshape(groups, -1)
+            centred = (cost - cost.mean(1, keepdim=True)).reshape(-1)
+            per_row = per_row + self_loss + centred * logp
+        losses = _group_means(per_row, groups)
+        _backward(losses.sum())
+        if self.params.baseline == "mean":
+            for state, mean_reward in zip(states, _group_means(reward, groups).tolist()):
+                n = state.get("n", 0) + 1
+                old = state.get("baseline", 0.0)
+                state["baseline"] = old + (mean_reward - old) / n
+                state["n"] = n
+        return losses.detach().tolist()
 
 
-def _gumbel_sample(logits: Tensor, tau: float, generator: torch.Generator) -> Tensor:
-    u = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
+def _gumbel_sample(logits: Tensor, tau: float, noise: Noise) -> Tensor:
+    u = noise(logits.shape).clamp_(1e-10, 1.0 - 1e-7)
     return F.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
 
 
@@ -236,9 +290,10 @@ class GumbelSoftmax:
         self.params = params or GumbelSoftmax.Params()
 
     def speak(
-        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, generator: torch.Generator,
+        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, noise: Noise | torch.Generator,
         *, train: bool = True,
     ) -> Utterance:
+        noise = noise_source(noise)
         meaning = agent.perceive(obs)
         monitor = _monitor(agent)
         state = agent.production_start(_candidates(meaning, monitor))
@@ -250,11 +305,11 @@ class GumbelSoftmax:
             probs = F.softmax(logits, -1)
             ents.append(-(probs * F.log_softmax(logits, -1)).sum(-1))
             if train:
-                soft = _gumbel_sample(logits, self.params.temperature, generator)
+                soft = _gumbel_sample(logits, self.params.temperature, noise)
             elif greedy_rows is None:
                 soft = probs
             else:
-                noisy = _gumbel_sample(logits, self.params.temperature, generator)
+                noisy = _gumbel_sample(logits, self.params.temperature, noise)
                 soft = torch.where(greedy_rows.unsqueeze(1), probs, noisy)
             if self.params.straight_through or not train:
                 hard = F.one_hot(soft.argmax(-1), channel.vocab_size).to(soft.dtype)
@@ -277,8 +332,9 @@ class GumbelSoftmax:
         return Utterance(message.detach(), (message, self_loss), tokens, lengths, entropy.detach())
 
     def listen(
-        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int
-    ) -> tuple[float, Any, Decision, Tensor]:
+        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
+        groups: int = 1,
+    ) -> tuple[list[float], list[Any], Decision, Tensor]:
         message = wire.clone().requires_grad_(True)
         decision = scenario.decide(agent, agent.comprehend(message), batch)
         # Expected loss over where the message ends (EGG's SenderReceiverRnnGS): the listener
@@ -286,19 +342,24 @@ class GumbelSoftmax:
         eos = message[:, :, EOS]
         alive = torch.cumprod(torch.cat([torch.ones_like(eos[:, :1]), 1 - eos[:, :-1]], 1), 1)
         weight = torch.cat([(eos * alive)[:, :-1], alive[:, -1:]], 1)
-        loss = (weight * decision.loss).sum(1).mean()
-        _backward(loss)
+        losses = _group_means((weight * decision.loss).sum(1), groups)
+        _backward(losses.sum())
         lengths = message_lengths(wire.argmax(-1))
-        value = float(loss.detach())
-        return value, (message.grad.detach(), value), _at_end(decision, lengths), lengths
+        values = losses.detach().tolist()
+        grad = message.grad if message.grad is not None else torch.zeros_like(message)
+        feedback = [(g, v) for g, v in zip(grad.detach().chunk(groups), values)]
+        return values, feedback, _at_end(decision, lengths), lengths
 
-    def learn(self, agent: AgentModel, kept: Any, feedback: Any, state: dict[str, Any]) -> float:
-        grad, listener_loss = feedback
+    def learn(
+        self, agent: AgentModel, kept: Any, feedback: Sequence[Any], states: Sequence[dict[str, Any]]
+    ) -> list[float]:
+        feedback, states = _as_groups(feedback, states)
+        grad = torch.cat([g for g, _ in feedback])
         message, self_loss = kept if isinstance(kept, tuple) else (kept, None)
         if self_loss is None:
             if message.requires_grad:
                 message.backward(grad)
         else:
-            total = (message * grad).sum() + self_loss.mean()
+            total = (message * grad).sum() + _group_means(self_loss, len(feedback)).sum()
             _backward(total)
-        return listener_loss
+        return [loss for _, loss in feedback]

@@ -73,6 +73,7 @@ class StackedNeuroAI:
         named = [dict(m.named_parameters()) for m in models]
         self.w = {name: torch.stack([p[name] for p in named])[index] for name in named[0]}
         self.n_perception = len(first.params.perception_layers) + 1
+        self.monitor = None  # stacked agents never self-monitor (can_stack refuses them)
 
     def _lin(self, x: Tensor, prefix: str, bias: bool = True) -> Tensor:
         return _linear(x, self.w[f"{prefix}.weight"], self.w[f"{prefix}.bias"] if bias else None,

@@ -14,11 +14,11 @@ Symbol 0 of the vocabulary is end-of-message.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 EOS = 0
@@ -55,6 +55,21 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.speaker_obs.shape[0])
+
+    @classmethod
+    def concat(cls, batches: list[Batch]) -> Batch:
+        """The batches one after the other (rows of each kept together)."""
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            np.concatenate([b.speaker_obs for b in batches]),
+            np.concatenate([b.target for b in batches]),
+            {k: np.concatenate([b.extra[k] for b in batches]) for k in batches[0].extra},
+        )
+
+    def rows(self, index: slice) -> Batch:
+        extra = {k: v[index] for k, v in self.extra.items()}
+        return Batch(self.speaker_obs[index], self.target[index], extra)
 
 
 @dataclass
@@ -110,22 +125,35 @@ class Scenario(Protocol):
 
 
 class LearningRule(Protocol):
-    """How messages are drawn and how the listener's feedback reaches the speaker."""
+    """How messages are drawn and how the listener's feedback reaches the speaker.
+
+    Inputs come in ``groups`` (one per directed edge; rows of a group together). Each group's
+    loss is the mean over its games and the groups' losses are summed before back-propagating,
+    so the gradients do not depend on how edges are grouped.
+    """
 
     def speak(
-        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec, generator: torch.Generator,
-        *, train: bool = True,
-    ) -> tuple[Tensor, Any, Tensor]:
-        """→ (wire message, what the speaker keeps for ``learn``, (B, L) int tokens)."""
+        self, agent: AgentModel, obs: Tensor, channel: ChannelSpec,
+        noise: Callable[[Sequence[int]], Tensor], *, train: bool = True,
+    ) -> Any:
+        """→ an utterance: ``wire`` (rows first), ``kept`` (for ``learn``), ``tokens`` (rows, L),
+        ``lengths`` and ``entropy`` per row. ``noise(shape)`` gives uniform [0, 1) samples."""
 
     def listen(
-        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch
-    ) -> tuple[Tensor, Tensor, Decision, Tensor]:
-        """→ (listener loss to back-propagate, feedback for the speaker, decision at the
-        message's end, (B,) lengths)."""
+        self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
+        groups: int = 1,
+    ) -> tuple[list[float], list[Any], Decision, Tensor]:
+        """Back-propagates the listener's loss → (loss per group, feedback per group for the
+        speaker, decision at the message's end, lengths per row)."""
 
-    def learn(self, agent: AgentModel, kept: Any, feedback: Tensor, state: dict[str, Any]) -> Tensor:
-        """→ the speaker's loss to back-propagate (``state`` is this agent's rule state)."""
+    def learn(self, agent: AgentModel, kept: Any, feedback: list[Any],
+              states: list[dict[str, Any]]) -> list[float]:
+        """Back-propagates the speaker's loss → loss per group (``states``: each group's speaker's
+        rule state, updated in place)."""
+
+    def evaluate(self, agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch,
+                 vocab_size: int) -> Decision:
+        """The listener's decision on complete token messages, without learning."""
 
 
 _MODEL_METHODS = ("perceive", "production_start", "production_step", "comprehend", "reconstruct")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-AGENT, GAMES, SCHEDULE, TURNOVER, NOISE, EVAL, UPDATE = range(7)
+AGENT, GAMES, SCHEDULE, TURNOVER, NOISE, EVAL, UPDATE, SAMPLE = range(8)
 
 
 def seed_sequence(run_seed: int, *key: int) -> np.random.SeedSequence:

@@ -9,15 +9,19 @@ one per game):
 3. ``learn``: every speaker back-propagates the feedback; each agent takes one optimiser step
    with the gradients of both roles.
 
-No parameter changes between ``produce`` and ``learn``, so the speaker's graph stays valid,
-and every agent computes the same things in the same order whatever the sharding: the local and
-the Ray backend give the same numbers.
+Within a phase the shard computes all the edges of a *cohort* at once: agents whose model
+class can stack them (``Model.stacked(models, owners)``, e.g. neuroai-rnn with the same
+parameters) run as one batched model, one group of rows per edge; any other agent runs alone,
+with all its edges batched. Sampling noise comes from a generator per (round, edge), each
+edge's loss is a mean over its games and the edges' losses are summed, so every agent
+computes the same numbers whatever the sharding: local, Ray and sharded runs agree exactly.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +40,6 @@ Edge = tuple[int, int]
 class AgentSlot:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    generator: torch.Generator
     spec: AgentSpec
     rule_state: dict[str, Any] = field(default_factory=dict)
     generation: int = 0  # how many times this node's agent was replaced by a newcomer
@@ -48,6 +51,22 @@ class ShardReport:
 
     edge_stats: dict[Edge, dict[str, float]]
     messages: list[dict[str, Any]]
+
+
+class GroupNoise:
+    """Uniform noise for rows grouped by edge, each group from its own generator.
+
+    A rule asks for ``noise(shape)`` with the rows of every group stacked in dim 0; group ``g``
+    draws its share from generator ``g`` — the same numbers whether the edge is computed alone
+    or with others."""
+
+    def __init__(self, generators: Sequence[torch.Generator]) -> None:
+        self.generators = list(generators)
+
+    def __call__(self, shape: Sequence[int]) -> torch.Tensor:
+        rows, rest = shape[0], tuple(shape[1:])
+        per = rows // len(self.generators)
+        return torch.cat([torch.rand((per, *rest), generator=g) for g in self.generators])
 
 
 def build_scenario(cfg: RunConfig) -> Any:
@@ -62,8 +81,8 @@ def build_rule(cfg: RunConfig) -> Any:
 
 def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
                 generation: int = 0) -> AgentSlot:
-    """Agent ``agent_id`` with its own weights, optimiser and sampling generator, from the seed
-    (a newcomer replacing it after turnover is generation 1, 2, ...)."""
+    """Agent ``agent_id`` with its own weights and optimiser, from the seed (a newcomer
+    replacing it after turnover is generation 1, 2, ...)."""
     spec = cfg.population.spec_for(agent_id)
     cls = registry.resolve("models", spec.model)
     params = from_mapping(cls.Params, dict(spec.params), "population.agent.params")
@@ -72,8 +91,7 @@ def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSp
         model = cls(params, game=scenario.spec, channel=channel)
     opt_cls = torch.optim.Adam if cfg.training.optimizer == "adam" else torch.optim.SGD
     optimizer = opt_cls(model.parameters(), lr=spec.lr)
-    generator = seeding.torch_generator(cfg.seed, seeding.AGENT, agent_id, 1, *_gen_key(generation))
-    return AgentSlot(model, optimizer, generator, spec, generation=generation)
+    return AgentSlot(model, optimizer, spec, generation=generation)
 
 
 def _gen_key(generation: int) -> tuple[int, ...]:
@@ -85,6 +103,24 @@ def game_batch(cfg: RunConfig, scenario: Any, round_: int, edge: Edge) -> Batch:
     """The games of ``edge`` at ``round_``: rebuilt identically by speaker and listener."""
     rng = seeding.rng(cfg.seed, seeding.GAMES, round_, edge[0], edge[1])
     return scenario.sample(rng, cfg.training.batch_size, "train")
+
+
+def edge_noise(cfg: RunConfig, round_: int, edges: Sequence[Edge], *key: int) -> GroupNoise:
+    return GroupNoise([seeding.torch_generator(cfg.seed, seeding.SAMPLE, round_, s, t, *key)
+                       for s, t in edges])
+
+
+@dataclass
+class _Cohort:
+    """Edges computed together, the model that computes them and who owns each edge."""
+
+    edges: list[Edge]
+    agents: list[int]
+    model: Any
+
+    @property
+    def groups(self) -> int:
+        return len(self.edges)
 
 
 class AgentShard:
@@ -99,28 +135,59 @@ class AgentShard:
         self.agents: dict[int, AgentSlot] = {
             i: build_agent(cfg, i, self.scenario, self.channel) for i in agent_ids
         }
-        self._kept: dict[Edge, Any] = {}
+        self._kept: list[tuple[_Cohort, Any]] = []
         self._stats: dict[Edge, dict[str, float]] = {}
         self._messages: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ cohorts
+
+    def _cohorts(self, edges: list[Edge], role: int) -> list[_Cohort]:
+        """Split ``edges`` by the agent in ``role`` (0 speaker, 1 listener) into cohorts."""
+        by_agent: dict[int, list[Edge]] = {}
+        for edge in sorted(edges):
+            by_agent.setdefault(edge[role], []).append(edge)
+        families: dict[Any, list[int]] = {}
+        for agent_id in sorted(by_agent):
+            model = self.agents[agent_id].model
+            families.setdefault((type(model), repr(getattr(model, "params", id(model)))), []).append(agent_id)
+        cohorts = []
+        for members in families.values():
+            stack = getattr(type(self.agents[members[0]].model), "stacked", None)
+            family_edges = sorted(e for a in members for e in by_agent[a])
+            index = {a: i for i, a in enumerate(members)}
+            models = [self.agents[a].model for a in members]
+            stacked = stack(models, [index[e[role]] for e in family_edges]) if stack else None
+            if stacked is not None:
+                cohorts.append(_Cohort(family_edges, [e[role] for e in family_edges], stacked))
+                continue
+            for a in members:  # one at a time, all of the agent's edges batched
+                cohorts.append(_Cohort(by_agent[a], [a] * len(by_agent[a]), self.agents[a].model))
+        return cohorts
+
+    def _batch(self, round_: int, edges: list[Edge]) -> Batch:
+        return Batch.concat([game_batch(self.cfg, self.scenario, round_, e) for e in edges])
 
     # ------------------------------------------------------------------ the three phases
 
     def produce(self, round_: int, plan: list[list[Edge]]) -> Any:
         """Messages for each group of out-edges in ``plan`` (one group per listener shard)."""
-        out: list[dict[Edge, Any]] = []
-        for group in plan:
-            wires: dict[Edge, Any] = {}
-            for edge in group:
-                slot = self.agents[edge[0]]
-                batch = game_batch(self.cfg, self.scenario, round_, edge)
-                obs = torch.from_numpy(batch.speaker_obs)
-                utt = self.rule.speak(slot.model, obs, self.channel, slot.generator, train=True)
-                self._kept[edge] = utt.kept
+        wires: dict[Edge, Any] = {}
+        for cohort in self._cohorts([e for group in plan for e in group], role=0):
+            batch = self._batch(round_, cohort.edges)
+            obs = torch.from_numpy(batch.speaker_obs)
+            utt = self.rule.speak(cohort.model, obs, self.channel,
+                                  edge_noise(self.cfg, round_, cohort.edges), train=True)
+            self._kept.append((cohort, utt.kept))
+            greedy = self._greedy_tokens(round_, cohort)
+            size = len(obs) // cohort.groups
+            for g, edge in enumerate(cohort.edges):
+                rows = slice(g * size, (g + 1) * size)
                 self._stats.setdefault(edge, {}).update(
-                    entropy=float(utt.entropy.mean()), msg_length=float(utt.lengths.float().mean())
+                    entropy=float(utt.entropy[rows].mean()),
+                    msg_length=float(utt.lengths[rows].float().mean()),
                 )
-                wires[edge] = (utt.wire, self._greedy_tokens(round_, edge, slot))
-            out.append(wires)
+                wires[edge] = (utt.wire[rows], {k: v[g] for k, v in greedy.items()} if greedy else None)
+        out = [{e: wires[e] for e in group} for group in plan]
         return out[0] if len(out) == 1 else tuple(out)
 
     def listen(self, round_: int, plan: list[list[Edge]], *incoming: dict[Edge, Any]) -> Any:
@@ -129,48 +196,52 @@ class AgentShard:
         for part in incoming:
             wires.update(part)
         log_games = self._log_games(round_)
-        out: list[dict[Edge, Any]] = []
-        for group in plan:
-            feedback: dict[Edge, Any] = {}
-            for edge in group:
-                slot = self.agents[edge[1]]
-                batch = game_batch(self.cfg, self.scenario, round_, edge)
-                sent, greedy = wires[edge]
-                wire, corruption = self._transmit(round_, edge, sent)
-                loss, fb, decision, lengths = self.rule.listen(
-                    slot.model, self.scenario, wire, batch, self.channel.vocab_size
-                )
+        feedback: dict[Edge, Any] = {}
+        for cohort in self._cohorts([e for group in plan for e in group], role=1):
+            batch = self._batch(round_, cohort.edges)
+            received, corruptions = [], []
+            for edge in cohort.edges:
+                wire, corruption = self._transmit(round_, edge, wires[edge][0])
+                received.append(wire)
+                corruptions.append(corruption)
+            losses, fbs, decision, lengths = self.rule.listen(
+                cohort.model, self.scenario, torch.cat(received), batch, self.channel.vocab_size,
+                groups=cohort.groups,
+            )
+            size = len(batch) // cohort.groups
+            for g, edge in enumerate(cohort.edges):
+                fb, corruption, sent = fbs[g], corruptions[g], wires[edge][0]
                 if corruption is not None and isinstance(fb, tuple) and torch.is_tensor(fb[0]) \
                         and fb[0].shape == sent.shape:
                     fb = (noisy_channel.backmap(fb[0], corruption), *fb[1:])
-                stats = self._stats.setdefault(edge, {})
-                for split, tokens in (greedy or {}).items():
-                    stats[f"{split}_success"] = self._evaluate(edge, slot, tokens, split)
                 feedback[edge] = fb
-                success = decision.success[:, 0]
+                rows = slice(g * size, (g + 1) * size)
                 self._stats.setdefault(edge, {}).update(
-                    success=float(success.mean()), listener_loss=loss, games=float(len(batch))
+                    success=float(decision.success[rows, 0].mean()), listener_loss=losses[g],
+                    games=float(size),
                 )
                 if log_games:
-                    self._log(round_, edge, wire, lengths, batch, decision, log_games)
-            out.append(feedback)
+                    self._log(round_, edge, received[g], lengths[rows], batch.rows(rows),
+                              decision.choice[rows], decision.success[rows], log_games)
+            self._evaluate(cohort, wires)
+        out = [{e: feedback[e] for e in group} for group in plan]
         return out[0] if len(out) == 1 else tuple(out)
 
     def learn(self, round_: int, *feedback: dict[Edge, Any]) -> ShardReport:
         merged: dict[Edge, Any] = {}
         for part in feedback:
             merged.update(part)
-        for edge in sorted(merged):
-            slot = self.agents[edge[0]]
-            loss = self.rule.learn(slot.model, self._kept.pop(edge), merged[edge], slot.rule_state)
-            self._stats.setdefault(edge, {})["speaker_loss"] = loss
+        for cohort, kept in self._kept:
+            states = [self.agents[e[0]].rule_state for e in cohort.edges]
+            losses = self.rule.learn(cohort.model, kept, [merged[e] for e in cohort.edges], states)
+            for edge, loss in zip(cohort.edges, losses):
+                self._stats.setdefault(edge, {})["speaker_loss"] = loss
         for agent_id, slot in self.agents.items():
             if self._updates(round_, agent_id, slot):
                 slot.optimizer.step()
             slot.optimizer.zero_grad(set_to_none=True)
         report = ShardReport(self._stats, self._messages)
-        self._stats, self._messages = {}, []
-        self._kept.clear()
+        self._stats, self._messages, self._kept = {}, [], []
         return report
 
     def _updates(self, round_: int, agent_id: int, slot: AgentSlot) -> bool:
@@ -190,28 +261,42 @@ class AgentShard:
         splits = getattr(self.scenario, "splits", ("train", "eval"))
         return ("eval", "heldout") if "heldout" in splits else ("eval",)
 
-    def _eval_batch(self, edge: Edge, split: str) -> Batch:
+    def _eval_batch(self, edges: list[Edge], split: str) -> Batch:
         """A fixed evaluation set per edge and split (the same every round), never trained on."""
         key = self._eval_splits().index(split)
-        rng = seeding.rng(self.cfg.seed, seeding.EVAL, edge[0], edge[1], *((key,) if key else ()))
-        return self.scenario.sample(rng, self.cfg.logging.eval_games, split)
+        return Batch.concat([
+            self.scenario.sample(seeding.rng(self.cfg.seed, seeding.EVAL, s, t, *((key,) if key else ())),
+                                 self.cfg.logging.eval_games, split)
+            for s, t in edges
+        ])
 
-    def _greedy_tokens(self, round_: int, edge: Edge, slot: AgentSlot) -> dict[str, torch.Tensor] | None:
+    def _evaluating(self, round_: int) -> bool:
         every = self.cfg.logging.eval_every
-        if every <= 0 or not (round_ % every == 0 or round_ == self.cfg.training.rounds - 1):
+        return every > 0 and (round_ % every == 0 or round_ == self.cfg.training.rounds - 1)
+
+    def _greedy_tokens(self, round_: int, cohort: _Cohort) -> dict[str, list[torch.Tensor]] | None:
+        if not self._evaluating(round_):
             return None
         out = {}
         with torch.no_grad():
             for split in self._eval_splits():
-                obs = torch.from_numpy(self._eval_batch(edge, split).speaker_obs)
-                utt = self.rule.speak(slot.model, obs, self.channel, slot.generator, train=False)
-                out[split] = utt.tokens
+                obs = torch.from_numpy(self._eval_batch(cohort.edges, split).speaker_obs)
+                noise = edge_noise(self.cfg, round_, cohort.edges, 1)
+                utt = self.rule.speak(cohort.model, obs, self.channel, noise, train=False)
+                out[split] = list(utt.tokens.chunk(cohort.groups))
         return out
 
-    def _evaluate(self, edge: Edge, slot: AgentSlot, tokens: torch.Tensor, split: str) -> float:
-        decision = self.rule.evaluate(slot.model, self.scenario, tokens, self._eval_batch(edge, split),
-                                      self.channel.vocab_size)
-        return float(decision.success[:, 0].mean())
+    def _evaluate(self, cohort: _Cohort, wires: dict[Edge, Any]) -> None:
+        greedy = [wires[e][1] for e in cohort.edges]
+        if any(g is None for g in greedy):
+            return
+        for split in greedy[0]:
+            tokens = torch.cat([g[split] for g in greedy])
+            decision = self.rule.evaluate(cohort.model, self.scenario, tokens,
+                                          self._eval_batch(cohort.edges, split), self.channel.vocab_size)
+            for g, edge in enumerate(cohort.edges):
+                part = decision.success.chunk(cohort.groups)[g]
+                self._stats.setdefault(edge, {})[f"{split}_success"] = float(part[:, 0].mean())
 
     def _transmit(self, round_: int, edge: Edge, wire: torch.Tensor) -> tuple[torch.Tensor, Any]:
         sub_p, del_p = self.cfg.topology.noise.for_edge(*edge)
@@ -229,40 +314,33 @@ class AgentShard:
         last = self.cfg.training.rounds - 1
         return per_edge if (round_ % every == 0 or round_ == last) else 0
 
-    def _log(
-        self, round_: int, edge: Edge, wire: torch.Tensor, lengths: torch.Tensor, batch: Batch,
-        decision: Any, k: int,
-    ) -> None:
+    def _log(self, round_: int, edge: Edge, wire: torch.Tensor, lengths: torch.Tensor, batch: Batch,
+             choice: torch.Tensor, success: torch.Tensor, k: int) -> None:
         tokens = (wire.argmax(-1) if wire.is_floating_point() else wire)[:k].tolist()
         lens = lengths[:k].tolist()
-        choice = decision.choice[:k, 0].tolist()
-        success = decision.success[:k, 0].tolist()
         label = batch.extra.get("label")
         for g in range(min(k, len(batch))):
+            answer = choice[g, 0].tolist() if choice.dim() >= 2 else choice[g].tolist()
             self._messages.append(
                 {
-                    "round": round_,
-                    "speaker": edge[0],
-                    "listener": edge[1],
-                    "game": g,
+                    "round": round_, "speaker": edge[0], "listener": edge[1], "game": g,
                     "target": batch.target[g].tolist(),
                     "message": tokens[g][: lens[g]],
                     "length": lens[g],
-                    "choice": int(choice[g]) if not isinstance(choice[g], list) else -1,
+                    "choice": int(answer) if not isinstance(answer, list) else -1,
                     "target_index": int(label[g]) if label is not None else -1,
-                    "success": bool(success[g] > 0.5),
+                    "success": bool(success[g, 0] > 0.5),
                 }
             )
 
     # ------------------------------------------------------------------ state
 
     def get_state(self) -> dict[int, dict[str, Any]]:
-        """Everything needed to resume these agents exactly (weights, optimiser, RNG, rule)."""
+        """Everything needed to resume these agents exactly (weights, optimiser, rule state)."""
         return {
             i: {
                 "model": slot.model.state_dict(),
                 "optimizer": slot.optimizer.state_dict(),
-                "generator": slot.generator.get_state(),
                 "rule_state": dict(slot.rule_state),
                 "generation": slot.generation,
             }
@@ -270,15 +348,13 @@ class AgentShard:
         }
 
     def set_state(self, state: dict[int, dict[str, Any]]) -> None:
-        self._kept.clear()
-        self._stats, self._messages = {}, []
+        self._kept, self._stats, self._messages = [], {}, []
         for i, s in state.items():
             if int(s.get("generation", 0)) != self.agents[i].generation:
                 self.replace_agents({i: int(s.get("generation", 0))})
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
             slot.optimizer.load_state_dict(s["optimizer"])
-            slot.generator.set_state(s["generator"])
             slot.rule_state = dict(s["rule_state"])
             slot.optimizer.zero_grad(set_to_none=True)
 
@@ -298,3 +374,5 @@ class AgentShard:
     def ping(self) -> bool:
         return True
 
+
+NoiseSource = Callable[[Sequence[int]], torch.Tensor]

@@ -68,3 +68,16 @@ def test_embedded_ray_listens_on_loopback_only(ray_session: object) -> None:
     for line in ray_lines:
         local = line.split()[3]
         assert local.startswith(("127.", "[::1]", "[::ffff:127.", "localhost")), line
+
+
+def test_agents_of_one_architecture_compute_as_one_stacked_model(tmp_path: Path) -> None:
+    from neurocomm.platform.shard import AgentShard
+
+    data = tiny_config(tmp_path, topology={"generator": "cycle_graph", "params": {"n": 6}})
+    data["population"]["groups"] = [{"nodes": [4, 5], "params": {"cell": "lstm"}}]
+    shard = AgentShard(build_config(data), list(range(6)))
+    edges = [(i, (i + 1) % 6) for i in range(6)] + [((i + 1) % 6, i) for i in range(6)]
+    cohorts = shard._cohorts(edges, role=0)
+    assert [type(c.model).__name__ for c in cohorts] == ["StackedNeuroAI", "StackedNeuroAI"]
+    assert sorted(len(c.edges) for c in cohorts) == [4, 8]  # GRU agents 0-3, LSTM agents 4-5
+    assert {a for c in cohorts for a in c.agents} == set(range(6))
