@@ -57,5 +57,5 @@ class SelfMonitor:
         same = (meaning.unsqueeze(1) == meaning.unsqueeze(0)).all(-1)
         own = torch.eye(len(meaning), dtype=torch.bool)
         scores = scores.masked_fill(same & ~own, float("-inf"))
-        labels = torch.arange(len(meaning))
+        labels = torch.arange(len(meaning), device=meaning.device)
         return self.weight * F.cross_entropy(scores, labels, reduction="none")

@@ -87,7 +87,7 @@ def message_lengths(tokens: Tensor) -> Tensor:
 
 
 def _mask_after_end(tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    positions = torch.arange(tokens.shape[1]).unsqueeze(0)
+    positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
     mask = positions < lengths.unsqueeze(1)
     return tokens * mask, mask
 
@@ -136,7 +136,7 @@ def _chosen_rows(
         return None
     b, k = len(meaning), monitor.samples
     pick = monitor.choose(agent, meaning, message.view(b, k, *message.shape[1:]), lengths.view(b, k))
-    return torch.arange(b) * k + pick
+    return torch.arange(b, device=pick.device) * k + pick
 
 
 def _self_loss(
@@ -190,12 +190,12 @@ class Reinforce:
             logits, state = agent.production_step(symbol, state)
             logp_all = F.log_softmax(logits, dim=-1)
             if train:
-                tok = _categorical(logp_all.exp(), noise((len(logits), 1)))
+                tok = _categorical(logp_all.exp(), noise((len(logits), 1)).to(logits.device))
             elif greedy_rows is None:
                 tok = logits.argmax(-1)
             else:
-                sampled = _categorical(logp_all.exp(), noise((len(logits), 1)))
-                tok = torch.where(greedy_rows, logits.argmax(-1), sampled)
+                sampled = _categorical(logp_all.exp(), noise((len(logits), 1)).to(logits.device))
+                tok = torch.where(greedy_rows.to(logits.device), logits.argmax(-1), sampled)
             logps.append(logp_all.gather(1, tok.unsqueeze(1)).squeeze(1))
             ents.append(-(logp_all.exp() * logp_all).sum(-1))
             tokens.append(tok)
@@ -245,7 +245,8 @@ class Reinforce:
         # then updated group by group (edge order), the same whatever the grouping
         size = len(reward) // groups
         if self.params.baseline == "mean":
-            baseline = torch.tensor([s.get("baseline", 0.0) for s in states]).repeat_interleave(size)
+            baseline = torch.tensor([s.get("baseline", 0.0) for s in states], device=reward.device)
+            baseline = baseline.repeat_interleave(size)
         else:
             baseline = torch.zeros_like(reward)
         per_row = -(reward - baseline) * logp - self.params.entropy_coeff * entropy
@@ -268,7 +269,7 @@ class Reinforce:
 
 
 def _gumbel_sample(logits: Tensor, tau: float, noise: Noise) -> Tensor:
-    u = noise(logits.shape).clamp_(1e-10, 1.0 - 1e-7)
+    u = noise(logits.shape).to(logits.device).clamp_(1e-10, 1.0 - 1e-7)
     return F.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
 
 
@@ -310,7 +311,7 @@ class GumbelSoftmax:
                 soft = probs
             else:
                 noisy = _gumbel_sample(logits, self.params.temperature, noise)
-                soft = torch.where(greedy_rows.unsqueeze(1), probs, noisy)
+                soft = torch.where(greedy_rows.to(probs.device).unsqueeze(1), probs, noisy)
             if self.params.straight_through or not train:
                 hard = F.one_hot(soft.argmax(-1), channel.vocab_size).to(soft.dtype)
                 symbol = hard - soft.detach() + soft

@@ -71,7 +71,8 @@ class StackedNeuroAI:
         self.groups = len(owners)
         index = torch.as_tensor(list(owners), dtype=torch.long)
         named = [dict(m.named_parameters()) for m in models]
-        self.w = {name: torch.stack([p[name] for p in named])[index] for name in named[0]}
+        device = next(iter(named[0].values())).device
+        self.w = {name: torch.stack([p[name] for p in named])[index.to(device)] for name in named[0]}
         self.n_perception = len(first.params.perception_layers) + 1
         self.monitor = None  # stacked agents never self-monitor (can_stack refuses them)
 

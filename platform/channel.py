@@ -52,7 +52,7 @@ def transmit(wire: Tensor, vocab_size: int, substitution: float, deletion: float
     """The message as received, and how it was corrupted (None when the channel is clean)."""
     if substitution <= 0 and deletion <= 0:
         return wire, None
-    tokens = (wire.argmax(-1) if wire.is_floating_point() else wire).numpy()
+    tokens = (wire.argmax(-1) if wire.is_floating_point() else wire).cpu().numpy()
     plan = plan_corruption(tokens, vocab_size, substitution, deletion, rng)
     src = torch.from_numpy(np.clip(plan.source, 0, None))
     pad = torch.from_numpy(plan.source < 0)

@@ -236,4 +236,4 @@ class RunDir:
                 have = ", ".join(str(r) for r, _ in found)
                 raise RunDirError(f"{self.path}: no checkpoint at round {round_done}; have {have}")
             path = match[0]
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, map_location="cpu")

@@ -79,8 +79,28 @@ def build_rule(cfg: RunConfig) -> Any:
     return cls(from_mapping(cls.Params, dict(cfg.training.rule_params), "training.rule_params"))
 
 
+def pick_device(cfg: RunConfig) -> torch.device:
+    """A GPU when the agents asked for one and this process sees one; else the CPU."""
+    if cfg.runtime.agent_resources.num_gpus > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """Tensors (also inside tuples and dicts) moved to ``device``: messages travel on the CPU."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
 def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
-                generation: int = 0) -> AgentSlot:
+                generation: int = 0, device: torch.device | None = None) -> AgentSlot:
     """Agent ``agent_id`` with its own weights and optimiser, from the seed (a newcomer
     replacing it after turnover is generation 1, 2, ...)."""
     spec = cfg.population.spec_for(agent_id)
@@ -89,6 +109,8 @@ def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSp
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeding.int_seed(cfg.seed, seeding.AGENT, agent_id, *_gen_key(generation)))
         model = cls(params, game=scenario.spec, channel=channel)
+    if device is not None:
+        model.to(device)
     opt_cls = torch.optim.Adam if cfg.training.optimizer == "adam" else torch.optim.SGD
     optimizer = opt_cls(model.parameters(), lr=spec.lr)
     return AgentSlot(model, optimizer, spec, generation=generation)
@@ -132,8 +154,9 @@ class AgentShard:
         self.channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
         self.scenario = build_scenario(cfg)
         self.rule = build_rule(cfg)
+        self.device = pick_device(cfg)
         self.agents: dict[int, AgentSlot] = {
-            i: build_agent(cfg, i, self.scenario, self.channel) for i in agent_ids
+            i: build_agent(cfg, i, self.scenario, self.channel, device=self.device) for i in agent_ids
         }
         self._kept: list[tuple[_Cohort, Any]] = []
         self._stats: dict[Edge, dict[str, float]] = {}
@@ -174,7 +197,7 @@ class AgentShard:
         wires: dict[Edge, Any] = {}
         for cohort in self._cohorts([e for group in plan for e in group], role=0):
             batch = self._batch(round_, cohort.edges)
-            obs = torch.from_numpy(batch.speaker_obs)
+            obs = torch.from_numpy(batch.speaker_obs).to(self.device)
             utt = self.rule.speak(cohort.model, obs, self.channel,
                                   edge_noise(self.cfg, round_, cohort.edges), train=True)
             self._kept.append((cohort, utt.kept))
@@ -186,7 +209,8 @@ class AgentShard:
                     entropy=float(utt.entropy[rows].mean()),
                     msg_length=float(utt.lengths[rows].float().mean()),
                 )
-                wires[edge] = (utt.wire[rows], {k: v[g] for k, v in greedy.items()} if greedy else None)
+                sent = (utt.wire[rows], {k: v[g] for k, v in greedy.items()} if greedy else None)
+                wires[edge] = _to(sent, torch.device("cpu"))
         out = [{e: wires[e] for e in group} for group in plan]
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -202,6 +226,7 @@ class AgentShard:
             received, corruptions = [], []
             for edge in cohort.edges:
                 wire, corruption = self._transmit(round_, edge, wires[edge][0])
+                wire = wire.to(self.device)
                 received.append(wire)
                 corruptions.append(corruption)
             losses, fbs, decision, lengths = self.rule.listen(
@@ -214,7 +239,7 @@ class AgentShard:
                 if corruption is not None and isinstance(fb, tuple) and torch.is_tensor(fb[0]) \
                         and fb[0].shape == sent.shape:
                     fb = (noisy_channel.backmap(fb[0], corruption), *fb[1:])
-                feedback[edge] = fb
+                feedback[edge] = _to(fb, torch.device("cpu"))
                 rows = slice(g * size, (g + 1) * size)
                 self._stats.setdefault(edge, {}).update(
                     success=float(decision.success[rows, 0].mean()), listener_loss=losses[g],
@@ -233,7 +258,8 @@ class AgentShard:
             merged.update(part)
         for cohort, kept in self._kept:
             states = [self.agents[e[0]].rule_state for e in cohort.edges]
-            losses = self.rule.learn(cohort.model, kept, [merged[e] for e in cohort.edges], states)
+            items = [_to(merged[e], self.device) for e in cohort.edges]
+            losses = self.rule.learn(cohort.model, kept, items, states)
             for edge, loss in zip(cohort.edges, losses):
                 self._stats.setdefault(edge, {})["speaker_loss"] = loss
         for agent_id, slot in self.agents.items():
@@ -253,7 +279,8 @@ class AgentShard:
     def replace_agents(self, generations: dict[int, int]) -> None:
         """Turnover: these agents are replaced by naive newcomers (fresh weights and optimiser)."""
         for agent_id, generation in generations.items():
-            self.agents[agent_id] = build_agent(self.cfg, agent_id, self.scenario, self.channel, generation)
+            self.agents[agent_id] = build_agent(self.cfg, agent_id, self.scenario, self.channel,
+                                                generation, self.device)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -280,7 +307,7 @@ class AgentShard:
         out = {}
         with torch.no_grad():
             for split in self._eval_splits():
-                obs = torch.from_numpy(self._eval_batch(cohort.edges, split).speaker_obs)
+                obs = torch.from_numpy(self._eval_batch(cohort.edges, split).speaker_obs).to(self.device)
                 noise = edge_noise(self.cfg, round_, cohort.edges, 1)
                 utt = self.rule.speak(cohort.model, obs, self.channel, noise, train=False)
                 out[split] = list(utt.tokens.chunk(cohort.groups))
@@ -291,7 +318,7 @@ class AgentShard:
         if any(g is None for g in greedy):
             return
         for split in greedy[0]:
-            tokens = torch.cat([g[split] for g in greedy])
+            tokens = torch.cat([g[split] for g in greedy]).to(self.device)
             decision = self.rule.evaluate(cohort.model, self.scenario, tokens,
                                           self._eval_batch(cohort.edges, split), self.channel.vocab_size)
             for g, edge in enumerate(cohort.edges):
@@ -337,10 +364,11 @@ class AgentShard:
 
     def get_state(self) -> dict[int, dict[str, Any]]:
         """Everything needed to resume these agents exactly (weights, optimiser, rule state)."""
+        cpu = torch.device("cpu")
         return {
             i: {
-                "model": slot.model.state_dict(),
-                "optimizer": slot.optimizer.state_dict(),
+                "model": _to(dict(slot.model.state_dict()), cpu),
+                "optimizer": _to(slot.optimizer.state_dict(), cpu),
                 "rule_state": dict(slot.rule_state),
                 "generation": slot.generation,
             }

@@ -72,7 +72,7 @@ class ReconstructionGame:
     def decide(self, agent: AgentModel, meaning: Tensor, batch: Batch) -> Decision:
         logits = agent.reconstruct(meaning)  # (B, T, A, V)
         b, t, a, v = logits.shape
-        target = torch.from_numpy(batch.target).unsqueeze(1).expand(b, t, a)
+        target = torch.from_numpy(batch.target).to(logits.device).unsqueeze(1).expand(b, t, a)
         loss = F.cross_entropy(logits.reshape(-1, v), target.reshape(-1), reduction="none")
         loss = loss.view(b, t, a).sum(-1)
         guess = logits.argmax(-1)

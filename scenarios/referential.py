@@ -86,11 +86,11 @@ class ReferentialGame:
         return one_hot_objects(objects, p.n_values)
 
     def decide(self, agent: AgentModel, meaning: Tensor, batch: Batch) -> Decision:
-        cand = torch.from_numpy(self.listener_view(batch.extra["candidates"]))
+        cand = torch.from_numpy(self.listener_view(batch.extra["candidates"])).to(meaning.device)
         embedded = agent.perceive(cand)  # (B, C, H)
         scores = torch.einsum("bth,bch->btc", meaning, embedded)
         b, t, c = scores.shape
-        label = torch.from_numpy(batch.extra["label"])
+        label = torch.from_numpy(batch.extra["label"]).to(meaning.device)
         loss = F.cross_entropy(scores.reshape(b * t, c), label.repeat_interleave(t), reduction="none")
         choice = scores.argmax(-1)
         success = (choice == label.unsqueeze(1)).float()
