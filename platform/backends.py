@@ -231,13 +231,17 @@ class RayBackend:
                 feedback[src].append(ref)
         return [self.actors[s].learn.remote(round_, *feedback.get(s, [])) for s in plan.active]
 
-    def collect(self, pending: list[Any]) -> ShardReport:
+    def _get(self, refs: list[Any]) -> list[Any]:
+        """``ray.get`` that turns a dead actor or node into a ShardFailure the run recovers from."""
         try:
-            return merge_reports(self.ray.get(pending))
+            return self.ray.get(refs)
         except Exception as err:
             if _is_actor_failure(err):
                 raise ShardFailure(self.dead_shards(), err) from err
             raise
+
+    def collect(self, pending: list[Any]) -> ShardReport:
+        return merge_reports(self._get(pending))
 
     def dead_shards(self, timeout: float = 30.0) -> list[int]:
         """Health check: the shards whose actor does not answer a ping."""
@@ -257,7 +261,7 @@ class RayBackend:
                 self.ray.kill(self.actors[i])
             self.actors[i] = self._start(i)
             self.restarts += 1
-        self.ray.get([self.actors[i].ping.remote() for i in shards])
+        self._get([self.actors[i].ping.remote() for i in shards])
 
     def replace_agents(self, generations: dict[int, int]) -> None:
         """Turnover; queued before the next round's calls, so no wait is needed."""
@@ -269,18 +273,18 @@ class RayBackend:
 
     def get_state(self) -> dict[int, Any]:
         state: dict[int, Any] = {}
-        for part in self.ray.get([a.get_state.remote() for a in self.actors]):
+        for part in self._get([a.get_state.remote() for a in self.actors]):
             state.update(part)
         return state
 
     def set_state(self, state: dict[int, Any]) -> None:
-        self.ray.get([
+        self._get([
             a.set_state.remote({i: state[i] for i in agents})
             for a, agents in zip(self.actors, self.layout)
         ])
 
     def placement(self) -> list[dict[str, Any]]:
-        return self.ray.get([a.where.remote() for a in self.actors])
+        return self._get([a.where.remote() for a in self.actors])
 
     def close(self) -> None:
         for actor in self.actors:

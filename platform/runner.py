@@ -249,20 +249,28 @@ class _RoundLoop:
         return "finished" if self.done >= total else "interrupted"
 
     def _recover(self, failure: ShardFailure) -> None:
-        self.recoveries += 1
-        self.run_dir.event("shard_failed", shards=failure.shards, error=repr(failure.cause),
-                           recovery=self.recoveries)
-        if self.recoveries > self.cfg.runtime.max_restarts:
-            raise RuntimeError(
-                f"giving up after {self.cfg.runtime.max_restarts} recoveries "
-                "(runtime.max_restarts)"
-            ) from failure
-        dead = failure.shards or self.backend.dead_shards()
-        self.backend.replace(dead)
-        self.restore()
-        for place in self.backend.placement():
-            self.run_dir.event("placement", **place)
-        self.run_dir.event("recovered", shards=dead, from_round=self.done)
+        """Replace dead shards and restore everyone from the last checkpoint; a failure while
+        recovering (another node lost) starts the recovery again, up to max_restarts."""
+        while True:
+            self.recoveries += 1
+            self.run_dir.event("shard_failed", shards=failure.shards, error=repr(failure.cause),
+                               recovery=self.recoveries)
+            if self.recoveries > self.cfg.runtime.max_restarts:
+                raise RuntimeError(
+                    f"giving up after {self.cfg.runtime.max_restarts} recoveries "
+                    "(runtime.max_restarts)"
+                ) from failure
+            dead = failure.shards or self.backend.dead_shards()
+            try:
+                self.backend.replace(dead)
+                self.restore()
+                for place in self.backend.placement():
+                    self.run_dir.event("placement", **place)
+            except ShardFailure as again:
+                failure = again
+                continue
+            self.run_dir.event("recovered", shards=dead, from_round=self.done)
+            return
 
     def _turnover(self, round_: int) -> None:
         leaving = turnover_agents(self.cfg, self.topology.n, round_)
