@@ -99,6 +99,22 @@ def _to(value: Any, device: torch.device) -> Any:
     return value
 
 
+def _outgoing(value: Any) -> Any:
+    """A message or feedback as it leaves the shard: on the CPU, in storage of its own.
+
+    A slice of a batched tensor is a view, and pickling a view ships the whole underlying
+    storage: without the copy, every edge's message would carry every other edge's too."""
+    if torch.is_tensor(value):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, tuple):
+        return tuple(_outgoing(v) for v in value)
+    if isinstance(value, list):
+        return [_outgoing(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _outgoing(v) for k, v in value.items()}
+    return value
+
+
 def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
                 generation: int = 0, device: torch.device | None = None) -> AgentSlot:
     """Agent ``agent_id`` with its own weights and optimiser, from the seed (a newcomer
@@ -210,7 +226,7 @@ class AgentShard:
                     msg_length=float(utt.lengths[rows].float().mean()),
                 )
                 sent = (utt.wire[rows], {k: v[g] for k, v in greedy.items()} if greedy else None)
-                wires[edge] = _to(sent, torch.device("cpu"))
+                wires[edge] = _outgoing(sent)
         out = [{e: wires[e] for e in group} for group in plan]
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -239,7 +255,7 @@ class AgentShard:
                 if corruption is not None and isinstance(fb, tuple) and torch.is_tensor(fb[0]) \
                         and fb[0].shape == sent.shape:
                     fb = (noisy_channel.backmap(fb[0], corruption), *fb[1:])
-                feedback[edge] = _to(fb, torch.device("cpu"))
+                feedback[edge] = _outgoing(fb)
                 rows = slice(g * size, (g + 1) * size)
                 self._stats.setdefault(edge, {}).update(
                     success=float(decision.success[rows, 0].mean()), listener_loss=losses[g],
@@ -364,11 +380,10 @@ class AgentShard:
 
     def get_state(self) -> dict[int, dict[str, Any]]:
         """Everything needed to resume these agents exactly (weights, optimiser, rule state)."""
-        cpu = torch.device("cpu")
         return {
             i: {
-                "model": _to(dict(slot.model.state_dict()), cpu),
-                "optimizer": _to(slot.optimizer.state_dict(), cpu),
+                "model": _outgoing(dict(slot.model.state_dict())),
+                "optimizer": _outgoing(slot.optimizer.state_dict()),
                 "rule_state": dict(slot.rule_state),
                 "generation": slot.generation,
             }
