@@ -177,6 +177,8 @@ class AgentShard:
         self._kept: list[tuple[_Cohort, Any]] = []
         self._stats: dict[Edge, dict[str, float]] = {}
         self._messages: list[dict[str, Any]] = []
+        # games sampled for speaking, reused when the listener is in this shard too
+        self._games: dict[tuple[int, Edge], Batch] = {}
 
     # ------------------------------------------------------------------ cohorts
 
@@ -203,8 +205,16 @@ class AgentShard:
                 cohorts.append(_Cohort(by_agent[a], [a] * len(by_agent[a]), self.agents[a].model))
         return cohorts
 
-    def _batch(self, round_: int, edges: list[Edge]) -> Batch:
-        return Batch.concat([game_batch(self.cfg, self.scenario, round_, e) for e in edges])
+    def _batch(self, round_: int, edges: list[Edge], keep: bool = False) -> Batch:
+        batches = []
+        for edge in edges:
+            batch = self._games.pop((round_, edge), None)
+            if batch is None:
+                batch = game_batch(self.cfg, self.scenario, round_, edge)
+                if keep and edge[1] in self.agents:
+                    self._games[(round_, edge)] = batch
+            batches.append(batch)
+        return Batch.concat(batches)
 
     # ------------------------------------------------------------------ the three phases
 
@@ -212,7 +222,7 @@ class AgentShard:
         """Messages for each group of out-edges in ``plan`` (one group per listener shard)."""
         wires: dict[Edge, Any] = {}
         for cohort in self._cohorts([e for group in plan for e in group], role=0):
-            batch = self._batch(round_, cohort.edges)
+            batch = self._batch(round_, cohort.edges, keep=True)
             obs = torch.from_numpy(batch.speaker_obs).to(self.device)
             utt = self.rule.speak(cohort.model, obs, self.channel,
                                   edge_noise(self.cfg, round_, cohort.edges), train=True)
@@ -284,6 +294,7 @@ class AgentShard:
             slot.optimizer.zero_grad(set_to_none=True)
         report = ShardReport(self._stats, self._messages)
         self._stats, self._messages, self._kept = {}, [], []
+        self._games.clear()
         return report
 
     def _updates(self, round_: int, agent_id: int, slot: AgentSlot) -> bool:
@@ -392,6 +403,7 @@ class AgentShard:
 
     def set_state(self, state: dict[int, dict[str, Any]]) -> None:
         self._kept, self._stats, self._messages = [], {}, []
+        self._games.clear()
         for i, s in state.items():
             if int(s.get("generation", 0)) != self.agents[i].generation:
                 self.replace_agents({i: int(s.get("generation", 0))})
