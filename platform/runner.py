@@ -174,12 +174,17 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     (or, with ``resume``, continues the given one from its last checkpoint)."""
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
-    run_dir = resume or RunDir.create(cfg)
+    t0 = time.monotonic()
+    # Actors first: a population the cluster cannot hold is refused before anything is written.
+    backend = make_backend(cfg, topology.n)
+    try:
+        run_dir = resume or RunDir.create(cfg)
+    except BaseException:
+        backend.close()
+        raise
     if resume is None:
         topology.save(run_dir.path / "topology.json")
     say(f"run directory: {run_dir.path}")
-    t0 = time.monotonic()
-    backend = make_backend(cfg, topology.n)
     try:
         loop = _RoundLoop(cfg, topology, run_dir, backend)
         if resume is not None:

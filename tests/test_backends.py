@@ -81,3 +81,20 @@ def test_agents_of_one_architecture_compute_as_one_stacked_model(tmp_path: Path)
     assert [type(c.model).__name__ for c in cohorts] == ["StackedNeuroAI", "StackedNeuroAI"]
     assert sorted(len(c.edges) for c in cohorts) == [4, 8]  # GRU agents 0-3, LSTM agents 4-5
     assert {a for c in cohorts for a in c.agents} == set(range(6))
+
+
+def test_population_that_cannot_fit_the_cluster_is_refused(tmp_path: Path, ray_session: object,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from neurocomm.platform.cli import main
+
+    data = tiny_config(tmp_path, topology={"generator": "cycle_graph", "params": {"n": 4}},
+                       runtime={"backend": "ray", "agent_resources": {"num_cpus": 1.0, "num_gpus": 0.5}})
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "runtime.agent_resources" in err and "does not fit" in err
+    assert "4 CPUs" in err and "2 GPUs" in err and "the cluster has 2" in err
+    assert not (tmp_path / "runs").exists()
