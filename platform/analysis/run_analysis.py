@@ -41,6 +41,7 @@ from neurocomm.platform.analysis.dialects import (
 from neurocomm.platform.analysis.distances import MESSAGE_DISTANCES, MessageDistance
 from neurocomm.platform.analysis.intelligibility import DEFAULT_EVAL_GAMES, intelligibility_table
 from neurocomm.platform.analysis.language import (
+    MEASURES,
     POPULATION,
     agent_mean,
     language_measures,
@@ -232,16 +233,7 @@ def _summary(analysis: Analysis, metrics: pd.DataFrame, end: int) -> dict[str, A
         "final_eval_success": _finite(final["eval_population"]),
         "rounds_to_success": {str(t): rounds_to_threshold(until, t) for t in THRESHOLDS},
     }
-    for key in (
-        "topsim",
-        "posdis",
-        "bosdis",
-        "entropy",
-        "synonymy",
-        "homonymy",
-        "mean_length",
-        "symbols_used",
-    ):
+    for key in MEASURES:
         summary[key] = _finite(pop_row.get(key))
     summary["topsim_agent_mean"] = _finite(agent_mean(headline, "topsim")) if len(headline) else None
     summary["intelligibility_mean"] = _finite(off_diagonal_mean(intel)) if intel is not None else None
