@@ -171,11 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write an HTML report with plots for a run")
     p.add_argument("run_dir")
+    p.add_argument("--at", type=int, default=None, help="analyse the checkpoint at this round")
+    p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
+                   help="message distance for topographic similarity")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("compare", help="one table across runs (means and 95%% CIs over seeds)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--out", default=None, help="folder for the table and plots")
+    p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
+                   help="message distance for topographic similarity")
     p.set_defaults(fn=cmd_compare)
     return parser
 
