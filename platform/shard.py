@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,16 +86,15 @@ def pick_device(cfg: RunConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def _to(value: Any, device: torch.device) -> Any:
-    """Tensors (also inside tuples and dicts) moved to ``device``: messages travel on the CPU."""
+def _moved(value: Any, device: torch.device | str, copy: bool = False) -> Any:
+    """Tensors (also inside tuples, lists and dicts) on ``device``; ``copy`` gives each its own
+    storage."""
     if torch.is_tensor(value):
-        return value.to(device)
-    if isinstance(value, tuple):
-        return tuple(_to(v, device) for v in value)
-    if isinstance(value, list):
-        return [_to(v, device) for v in value]
+        return value.detach().to(device, copy=True) if copy else value.to(device)
+    if isinstance(value, tuple | list):
+        return type(value)(_moved(v, device, copy) for v in value)
     if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: _moved(v, device, copy) for k, v in value.items()}
     return value
 
 
@@ -104,15 +103,7 @@ def _outgoing(value: Any) -> Any:
 
     A slice of a batched tensor is a view, and pickling a view ships the whole underlying
     storage: without the copy, every edge's message would carry every other edge's too."""
-    if torch.is_tensor(value):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, tuple):
-        return tuple(_outgoing(v) for v in value)
-    if isinstance(value, list):
-        return [_outgoing(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _outgoing(v) for k, v in value.items()}
-    return value
+    return _moved(value, "cpu", copy=True)
 
 
 def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
@@ -284,7 +275,7 @@ class AgentShard:
             merged.update(part)
         for cohort, kept in self._kept:
             states = [self.agents[e[0]].rule_state for e in cohort.edges]
-            items = [_to(merged[e], self.device) for e in cohort.edges]
+            items = [_moved(merged[e], self.device) for e in cohort.edges]
             losses = self.rule.learn(cohort.model, kept, items, states)
             for edge, loss in zip(cohort.edges, losses):
                 self._stats.setdefault(edge, {})["speaker_loss"] = loss
@@ -429,5 +420,3 @@ class AgentShard:
     def ping(self) -> bool:
         return True
 
-
-NoiseSource = Callable[[Sequence[int]], torch.Tensor]
