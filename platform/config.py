@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -423,11 +423,3 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     """The validated config of a YAML file with ``--set`` overrides applied."""
     data = apply_overrides(load_mapping(path), overrides)
     return build_config(data, source=str(path))
-
-
-def with_overrides(cfg: RunConfig, overrides: Sequence[str], source: str = "--set") -> RunConfig:
-    return build_config(apply_overrides(cfg.to_dict(), overrides), source=source)
-
-
-def replace_section(cfg: RunConfig, **sections: Any) -> RunConfig:
-    return replace(cfg, **sections)

@@ -205,7 +205,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     wall = time.monotonic() - t0
     backend.close()
     done = loop.done
-    final = _final_success(run_dir, done) or loop.last_success
+    final = final_success(run_dir, done) or loop.last_success
     run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time())
     run_dir.event(status, rounds_done=done, wall_time=round(wall, 3))
     return RunResult(run_dir.path, done, wall, final, status)
@@ -340,7 +340,7 @@ def _drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
                 p.unlink()
 
 
-def _final_success(run_dir: RunDir, done: int) -> dict[int, float]:
+def final_success(run_dir: RunDir, done: int) -> dict[int, float]:
     """Success per agent as listener: greedy evaluation at the last evaluated round, or else
     the mean training success over the last 10% of rounds."""
     import pandas as pd

@@ -230,9 +230,9 @@ def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, A
 
 
 def _final(run_dir: RunDir) -> float:
-    from neurocomm.platform.runner import _final_success
+    from neurocomm.platform.runner import final_success
 
-    values = _final_success(run_dir, int(run_dir.status().get("rounds_done", 0)))
+    values = final_success(run_dir, int(run_dir.status().get("rounds_done", 0)))
     return float(np.mean(list(values.values()))) if values else math.nan
 
 

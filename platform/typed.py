@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -46,14 +45,13 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return convert(arg, value, path)
-            except ConfigError as err:
-                errors.append(err)
+            except ConfigError:
+                continue
         raise ConfigError(f"expected {_describe(tp)}, got {value!r}", path=path)
     if origin is Literal:
         if value in get_args(tp):
@@ -139,7 +137,3 @@ def to_plain(obj: Any) -> Any:
         return [to_plain(v) for v in obj]
     return obj
 
-
-def params_fields(cls: type) -> dict[str, Any]:
-    """Field name → type hint of a Params dataclass (for docs and error messages)."""
-    return {k: v for k, v in typing.get_type_hints(cls).items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from neurocomm.platform.analysis.compare import (
     comparison_plot,
@@ -23,11 +24,13 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _analysis(args: argparse.Namespace) -> Any:
+    return analyze_run(args.run_dir, at=args.at, distance=args.distance)
+
+
 def analyze_command(args: argparse.Namespace) -> int:
     """Measure a run; write RUN/analysis/*.parquet and summary.json; print a summary."""
-    analysis = analyze_run(
-        args.run_dir, at=getattr(args, "at", None), distance=getattr(args, "distance", "edit")
-    )
+    analysis = _analysis(args)
     folder = write_analysis(analysis)
     _say(format_summary(analysis))
     _say(f"wrote {folder}/ ({', '.join(sorted(analysis.tables))}, summary.json)")
@@ -38,9 +41,7 @@ def report_command(args: argparse.Namespace) -> int:
     """Measure a run and write RUN/report/report.html with its PNG figures."""
     from neurocomm.platform.analysis.report import write_report
 
-    analysis = analyze_run(
-        args.run_dir, at=getattr(args, "at", None), distance=getattr(args, "distance", "edit")
-    )
+    analysis = _analysis(args)
     page = write_report(analysis)
     _say(format_summary(analysis))
     _say(f"wrote {page}")
@@ -49,12 +50,11 @@ def report_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """One table over runs (or folders of runs): means and 95% CIs over seeds per config name."""
-    runs = summaries(args.run_dirs, distance=getattr(args, "distance", "edit"))
+    runs = summaries(args.run_dirs, distance=args.distance)
     table = comparison_table(runs)
     _say(format_comparison(table))
-    out = getattr(args, "out", None)
-    if out:
-        folder = Path(out)
+    if args.out:
+        folder = Path(args.out)
         folder.mkdir(parents=True, exist_ok=True)
         table.to_csv(folder / "compare.csv", index=False)
         table.to_parquet(folder / "compare.parquet", index=False)
