@@ -8,6 +8,9 @@ compares it with perceived candidates (referential) or decodes attributes (recon
 Mechanisms for ablations, all off by default (docs/mechanisms.md): self-monitoring of production
 by comprehension (agents/monitoring.py), Hebbian fast weights in comprehension
 (agents/plasticity.py), top-down feedback in perception, and lesions (agents/lesions.py).
+
+The modules below hold the parameters (their names are the checkpoints' keys); the computation,
+for one agent and for many stacked, is agents/grouped.py.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neurocomm.agents.grouped import GroupedNeuroAI, one_group, stacked_weights
 from neurocomm.agents.lesions import Lesion, freeze
 from neurocomm.agents.monitoring import SelfMonitor
 from neurocomm.agents.plasticity import PlasticRNN
@@ -26,12 +29,14 @@ from neurocomm.platform.interfaces import ChannelSpec, GameSpec
 
 
 class PerceptionStack(nn.Module):
-    """Observation → meaning through a few fully connected layers.
+    """Observation → meaning through a few fully connected layers (ReLU between them).
 
     With ``topdown_iterations`` > 0, the top layer's output is fed back through a learned
     projection into the first layer's input, and the stack above it is run again, that many
     times: the bottom-up drive stays fixed, the top-down context changes what the upper
-    layers see.
+    layers see. The computation is ``GroupedNeuroAI.perceive`` (agents/grouped.py); the
+    ``nn.Sequential`` keeps the parameter names of checkpoints and is torch's reference for
+    the plain stack in tests/test_model_equivalence.py.
     """
 
     def __init__(
@@ -44,7 +49,6 @@ class PerceptionStack(nn.Module):
             blocks += [nn.Linear(a, b), nn.ReLU()]
         blocks.append(nn.Linear(sizes[-1], out_dim))
         self.net = nn.Sequential(*blocks)
-        self.topdown_iterations = topdown_iterations
         if topdown_iterations:
             if not layers:
                 raise ValueError("topdown_iterations: needs at least one perception layer")
@@ -53,45 +57,26 @@ class PerceptionStack(nn.Module):
             self.feedback_weight = nn.Parameter(torch.zeros(layers[0], out_dim))
             self.feedback_bias = nn.Parameter(torch.zeros(layers[0]))
 
-    def forward(self, obs: Tensor) -> Tensor:
-        top = self.net(obs)
-        if not self.topdown_iterations:
-            return top
-        bottom_up = self.net[0](obs)
-        above = self.net[1:]
-        for _ in range(self.topdown_iterations):
-            top = above(bottom_up + F.linear(top, self.feedback_weight, self.feedback_bias))
-        return top
-
 
 def _cell(kind: str, input_size: int, hidden_size: int) -> nn.Module:
     return nn.GRUCell(input_size, hidden_size) if kind == "gru" else nn.LSTMCell(input_size, hidden_size)
 
 
 class ProductionModule(nn.Module):
-    """Meaning → message, one symbol per step (a recurrent decoder)."""
+    """Meaning → message, one symbol per step (a recurrent decoder); the parameters of
+    ``GroupedNeuroAI.production_step``."""
 
     def __init__(self, channel: ChannelSpec, hidden_size: int, embed_size: int, cell: str) -> None:
         super().__init__()
-        self.cell_kind = cell
         self.symbol_embedding = nn.Linear(channel.vocab_size, embed_size, bias=False)
         self.start = nn.Parameter(torch.zeros(embed_size))
         self.cell = _cell(cell, embed_size, hidden_size)
         self.to_logits = nn.Linear(hidden_size, channel.vocab_size)
 
-    def begin(self, meaning: Tensor) -> Any:
-        return meaning if self.cell_kind == "gru" else (meaning, torch.zeros_like(meaning))
-
-    def step(self, symbol: Tensor | None, state: Any) -> tuple[Tensor, Any]:
-        h = state if self.cell_kind == "gru" else state[0]
-        inp = self.start.expand(h.shape[0], -1) if symbol is None else self.symbol_embedding(symbol)
-        state = self.cell(inp, state)
-        h = state if self.cell_kind == "gru" else state[0]
-        return self.to_logits(h), state
-
 
 class ComprehensionModule(nn.Module):
-    """Message → meaning after each symbol (a recurrent encoder).
+    """Message → meaning after each symbol (a recurrent encoder); the parameters of
+    ``GroupedNeuroAI.comprehend``.
 
     ``plasticity=(alpha, eta)`` replaces the GRU/LSTM by a plastic tanh RNN (Hebbian fast
     weights, agents/plasticity.py) with those initial values.
@@ -109,10 +94,6 @@ class ComprehensionModule(nn.Module):
             rnn = nn.GRU if cell == "gru" else nn.LSTM
             self.rnn = rnn(embed_size, hidden_size, batch_first=True)
         self.to_meaning = nn.Linear(hidden_size, hidden_size)
-
-    def forward(self, message: Tensor) -> Tensor:
-        states, _ = self.rnn(self.symbol_embedding(message))
-        return self.to_meaning(states)
 
 
 class NeuroAIAgent(nn.Module):
@@ -181,25 +162,32 @@ class NeuroAIAgent(nn.Module):
             )
 
     @classmethod
-    def stacked(cls, models: list[NeuroAIAgent], owners: list[int]) -> Any:
-        """These agents as one batched model over groups of rows (group g: ``models[owners[g]]``),
-        or None when they cannot be stacked (different parameters, NeuroAI mechanisms on)."""
-        from neurocomm.agents.stacked import StackedNeuroAI, can_stack
+    def stacked(cls, models: list[NeuroAIAgent], owners: list[int]) -> GroupedNeuroAI | None:
+        """These agents as one model over groups of rows (group g: ``models[owners[g]]``), or
+        None when they cannot be stacked: different parameters, or a self-monitor (its
+        auxiliary loss compares a speaker's messages across the whole batch, so stacking
+        other agents' rows into that batch would change it)."""
+        first = models[0]
+        if any(type(m) is not cls or m.params != first.params for m in models):
+            return None
+        if first.monitor is not None:
+            return None
+        return GroupedNeuroAI(first.params, first.game, stacked_weights(models, owners), len(owners))
 
-        return StackedNeuroAI(models, owners) if can_stack(models) else None
+    def _one(self) -> GroupedNeuroAI:
+        return GroupedNeuroAI(self.params, self.game, one_group(self), 1, self.monitor)
 
     def perceive(self, obs: Tensor) -> Tensor:
-        return self.perception(obs)
+        return self._one().perceive(obs)
 
     def production_start(self, meaning: Tensor) -> Any:
-        return self.production.begin(meaning)
+        return self._one().production_start(meaning)
 
     def production_step(self, symbol: Tensor | None, state: Any) -> tuple[Tensor, Any]:
-        return self.production.step(symbol, state)
+        return self._one().production_step(symbol, state)
 
     def comprehend(self, message: Tensor) -> Tensor:
-        return self.comprehension(message)
+        return self._one().comprehend(message)
 
     def reconstruct(self, meaning: Tensor) -> Tensor:
-        logits = self.readout(meaning)
-        return logits.view(*meaning.shape[:-1], self.game.n_attributes, self.game.n_values)
+        return self._one().reconstruct(meaning)

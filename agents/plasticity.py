@@ -16,12 +16,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class PlasticRNN(nn.Module):
-    """``forward((B, L, in)) → ((B, L, hidden) states, (B, L, hidden, hidden) Hebb after each step)``."""
+    """The parameters of a plastic layer; ``agents.grouped.plastic_rnn`` computes it:
+    (B, L, in) → ((B, L, hidden) states, (B, L, hidden, hidden) Hebb after each step)."""
 
     def __init__(self, input_size: int, hidden_size: int, alpha: float, eta: float) -> None:
         super().__init__()
@@ -42,20 +42,3 @@ class PlasticRNN(nn.Module):
     @property
     def eta(self) -> Tensor:
         return torch.sigmoid(self.eta_logit)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        b, steps, _ = x.shape
-        # The input drive of every step at once, as nn.RNN does on CPU (same numbers when alpha=0).
-        drive = F.linear(x, self.weight_ih, self.bias_ih)
-        h = x.new_zeros(b, self.hidden_size)
-        hebb = x.new_zeros(b, self.hidden_size, self.hidden_size)
-        eta = self.eta
-        states, traces = [], []
-        for t in range(steps):
-            fast = torch.bmm(h.unsqueeze(1), self.alpha * hebb).squeeze(1)
-            new_h = torch.tanh(drive[:, t] + (F.linear(h, self.weight_hh, self.bias_hh) + fast))
-            hebb = (1 - eta) * hebb + eta * torch.bmm(h.unsqueeze(2), new_h.unsqueeze(1))
-            h = new_h
-            states.append(h)
-            traces.append(hebb)
-        return torch.stack(states, 1), torch.stack(traces, 1)

@@ -32,7 +32,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neurocomm.agents.monitoring import SelfMonitor
-from neurocomm.platform.interfaces import EOS, AgentModel, Batch, ChannelSpec, Decision, Scenario
+from neurocomm.platform.interfaces import (
+    EOS,
+    AgentModel,
+    Batch,
+    ChannelSpec,
+    Decision,
+    Feedback,
+    Heard,
+    Scenario,
+    Utterance,
+    check_row_groups,
+)
 
 Noise = Callable[[Sequence[int]], Tensor]
 
@@ -44,16 +55,10 @@ def noise_source(noise: Noise | torch.Generator) -> Noise:
     return noise
 
 
-def _as_groups(feedback: Any, states: Any) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Feedback and rule states as one entry per group (a single edge may pass bare values)."""
-    items = list(feedback) if isinstance(feedback, list | tuple) and not _is_gumbel_item(feedback) \
-        else [feedback]
-    return items, [states] * len(items) if isinstance(states, dict) else list(states)
-
-
-def _is_gumbel_item(value: Any) -> bool:
-    return isinstance(value, tuple) and len(value) == 2 and torch.is_tensor(value[0]) \
-        and not torch.is_tensor(value[1])
+def _carried(value: Tensor | None, what: str) -> Tensor:
+    if value is None:
+        raise ValueError(f"this rule needs feedback that carries {what}")
+    return value
 
 
 def _group_means(values: Tensor, groups: int) -> Tensor:
@@ -65,17 +70,6 @@ def _categorical(probs: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF sampling: one symbol per row from (rows, V) probabilities and (rows, 1) noise."""
     below = (probs.cumsum(-1) < u).sum(-1)
     return below.clamp(max=probs.shape[-1] - 1)
-
-
-@dataclass
-class Utterance:
-    """What a speaker produced: the wire message, what it keeps for learning, and stats."""
-
-    wire: Tensor
-    kept: Any
-    tokens: Tensor
-    lengths: Tensor
-    entropy: Tensor
 
 
 def message_lengths(tokens: Tensor) -> Tensor:
@@ -167,8 +161,10 @@ class Reinforce:
         length_cost: float = 0.0
 
         def check(self) -> None:
-            if self.entropy_coeff < 0 or self.length_cost < 0:
+            if self.entropy_coeff < 0:
                 raise ValueError("entropy_coeff: must be >= 0")
+            if self.length_cost < 0:
+                raise ValueError("length_cost: must be >= 0")
 
     evaluate = staticmethod(evaluate_tokens)
 
@@ -220,25 +216,26 @@ class Reinforce:
 
     def listen(
         self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
-        groups: int = 1,
-    ) -> tuple[list[float], list[Tensor], Decision, Tensor]:
+        groups: int,
+    ) -> Heard:
+        check_row_groups(len(wire), groups)
         lengths = message_lengths(wire)
         states = agent.comprehend(F.one_hot(wire, vocab_size).float())
         idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
         decision = scenario.decide(agent, states.gather(1, idx), batch)
         losses = _group_means(decision.loss, groups)
         _backward(losses.sum())
-        rewards = list(decision.reward[:, 0].detach().chunk(groups))
-        return losses.detach().tolist(), rewards, decision, lengths
+        values = losses.detach().tolist()
+        rewards = decision.reward[:, 0].detach().chunk(groups)
+        return Heard(values, [Feedback(v, reward=r) for v, r in zip(values, rewards)], decision, lengths)
 
     def learn(
-        self, agent: AgentModel, kept: Any, feedback: Sequence[Tensor], states: Sequence[dict[str, Any]]
+        self, agent: AgentModel, kept: Any, feedback: Sequence[Feedback], states: Sequence[dict[str, Any]]
     ) -> list[float]:
-        feedback, states = _as_groups(feedback, states)
         logp, entropy, lengths, *rest = kept
         self_loss = rest[0] if rest else None
         groups = len(feedback)
-        reward = torch.cat(list(feedback))
+        reward = torch.cat([_carried(f.reward, "reward") for f in feedback])
         if self.params.length_cost:
             reward = reward - self.params.length_cost * lengths.float()
         # every group uses its speaker's baseline from before this round; the baselines are
@@ -334,8 +331,9 @@ class GumbelSoftmax:
 
     def listen(
         self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
-        groups: int = 1,
-    ) -> tuple[list[float], list[Any], Decision, Tensor]:
+        groups: int,
+    ) -> Heard:
+        check_row_groups(len(wire), groups)
         message = wire.clone().requires_grad_(True)
         decision = scenario.decide(agent, agent.comprehend(message), batch)
         # Expected loss over where the message ends (EGG's SenderReceiverRnnGS): the listener
@@ -348,14 +346,13 @@ class GumbelSoftmax:
         lengths = message_lengths(wire.argmax(-1))
         values = losses.detach().tolist()
         grad = message.grad if message.grad is not None else torch.zeros_like(message)
-        feedback = [(g, v) for g, v in zip(grad.detach().chunk(groups), values)]
-        return values, feedback, _at_end(decision, lengths), lengths
+        feedback = [Feedback(v, message_grad=g) for g, v in zip(grad.detach().chunk(groups), values)]
+        return Heard(values, feedback, _at_end(decision, lengths), lengths)
 
     def learn(
-        self, agent: AgentModel, kept: Any, feedback: Sequence[Any], states: Sequence[dict[str, Any]]
+        self, agent: AgentModel, kept: Any, feedback: Sequence[Feedback], states: Sequence[dict[str, Any]]
     ) -> list[float]:
-        feedback, states = _as_groups(feedback, states)
-        grad = torch.cat([g for g, _ in feedback])
+        grad = torch.cat([_carried(f.message_grad, "message_grad") for f in feedback])
         message, self_loss = kept if isinstance(kept, tuple) else (kept, None)
         if self_loss is None:
             if message.requires_grad:
@@ -363,4 +360,4 @@ class GumbelSoftmax:
         else:
             total = (message * grad).sum() + _group_means(self_loss, len(feedback)).sum()
             _backward(total)
-        return [loss for _, loss in feedback]
+        return [f.loss for f in feedback]

@@ -1,8 +1,9 @@
 """Where the shards run: in this process (``local``) or as Ray actors (``ray``).
 
-Both backends play a round through the same three phases (see shard.py). The Ray backend
-submits a whole round, messages and feedback travelling actor to actor as ObjectRefs, and the
-driver waits once for the small per-shard reports.
+Both backends play a round through the same phases (see shard.py) and satisfy the ``Backend``
+protocol of platform/interfaces.py. The Ray backend submits a whole round, messages and
+feedback travelling actor to actor as ObjectRefs, and the driver waits once for the small
+per-shard reports.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from neurocomm.platform import games
 from neurocomm.platform.config import RunConfig
-from neurocomm.platform.shard import AgentShard, Edge, ShardReport
+from neurocomm.platform.games import Edge
+from neurocomm.platform.metrics import EdgeStats
+from neurocomm.platform.shard import AgentShard, ShardReport
 
 
 def shard_layout(n_agents: int, per_shard: int) -> list[list[int]]:
@@ -47,9 +51,27 @@ def _as_tuple(value: Any, n: int) -> tuple[Any, ...]:
     return (value,) if n == 1 else tuple(value)
 
 
+def _ray_shard_class(base: type) -> type:
+    """``base`` as a Ray actor class: a method called with ``num_returns=k`` must return k
+    values, and one bare value (not a list of one) when k is 1; shards return a list."""
+
+    def adapt(name: str) -> Any:
+        method = getattr(base, name)
+
+        def call(self: Any, *args: Any) -> Any:
+            out = method(self, *args)
+            return out[0] if len(out) == 1 else tuple(out)
+
+        call.__name__ = name
+        return call
+
+    names = ("produce", "listen", "eval_produce")
+    return type(f"Ray{base.__name__}", (base,), {n: adapt(n) for n in names})
+
+
 def merge_reports(reports: list[ShardReport]) -> ShardReport:
-    stats: dict[Edge, dict[str, float]] = defaultdict(dict)
-    messages: list[dict[str, Any]] = []
+    stats: dict[Edge, EdgeStats] = defaultdict(EdgeStats)
+    messages: list[Any] = []
     for report in reports:
         for edge, values in report.edge_stats.items():
             stats[edge].update(values)
@@ -63,15 +85,19 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, cfg: RunConfig, n_agents: int) -> None:
+        self.cfg = cfg
         self.layout = [list(range(n_agents))]
         self.shard = AgentShard(cfg, self.layout[0])
 
     def submit_round(self, round_: int, edges: list[Edge]) -> ShardReport:
-        plan = RoundPlan.build(edges, {a: 0 for a in self.layout[0]})
-        groups = [g for _, g in plan.produce.get(0, [])]
-        wires = self.shard.produce(round_, groups) if groups else None
-        feedback = self.shard.listen(round_, groups, wires) if groups else None
-        return self.shard.learn(round_, *([feedback] if groups else []))
+        groups = [g for _, g in RoundPlan.build(edges, {a: 0 for a in self.layout[0]}).produce.get(0, [])]
+        if not groups:
+            return self.shard.learn(round_)
+        wires = self.shard.produce(round_, groups)
+        tokens = self.shard.eval_produce(round_, groups) if games.evaluating(self.cfg, round_) else None
+        feedback = self.shard.listen(round_, groups, *wires)
+        reports = [self.shard.eval_listen(round_, groups, *tokens)] if tokens is not None else []
+        return merge_reports([self.shard.learn(round_, *feedback), *reports])
 
     def collect(self, pending: ShardReport) -> ShardReport:
         return pending
@@ -90,6 +116,11 @@ class LocalBackend:
 
     def dead_shards(self) -> list[int]:
         return []
+
+    def replace(self, shards: list[int]) -> None:
+        """A fresh in-process shard (the caller restores its state)."""
+        if shards:
+            self.shard = AgentShard(self.cfg, self.layout[0])
 
     def close(self) -> None:
         pass
@@ -175,7 +206,7 @@ class RayBackend:
         self.layout = shard_layout(n_agents, rt.agents_per_actor)
         self.shard_of = {a: s for s, agents in enumerate(self.layout) for a in agents}
         self.resources = plan_resources(cfg, self.layout, self.ray.cluster_resources())
-        self._actor_cls = self.ray.remote(AgentShard)
+        self._actor_cls = self.ray.remote(_ray_shard_class(AgentShard))
         self._placement_group = self._make_placement_group()
         self.actors = [self._start(i) for i in range(len(self.layout))]
         self.restarts = 0
@@ -213,15 +244,23 @@ class RayBackend:
     def _start(self, index: int) -> Any:
         return self._actor_cls.options(**self._options(index)).remote(self.cfg, self.layout[index])
 
-    def submit_round(self, round_: int, edges: list[Edge]) -> list[Any]:
-        plan = RoundPlan.build(edges, self.shard_of)
-        wires: dict[tuple[int, int], Any] = {}
+    def _send(self, method: str, round_: int, plan: RoundPlan) -> dict[tuple[int, int], Any]:
+        """Each speaker shard's ``method`` (produce, eval_produce) → one ref per (src, dst)."""
+        out: dict[tuple[int, int], Any] = {}
         for src, dests in plan.produce.items():
-            refs = self.actors[src].produce.options(num_returns=len(dests)).remote(
+            refs = getattr(self.actors[src], method).options(num_returns=len(dests)).remote(
                 round_, [g for _, g in dests]
             )
             for (dst, _), ref in zip(dests, _as_tuple(refs, len(dests))):
-                wires[(src, dst)] = ref
+                out[(src, dst)] = ref
+        return out
+
+    def submit_round(self, round_: int, edges: list[Edge]) -> list[Any]:
+        # An actor runs one caller's calls in the order they were submitted: the evaluation
+        # calls see the weights of this round, before ``learn`` steps the optimisers.
+        plan = RoundPlan.build(edges, self.shard_of)
+        wires = self._send("produce", round_, plan)
+        tokens = self._send("eval_produce", round_, plan) if games.evaluating(self.cfg, round_) else None
         feedback: dict[int, list[Any]] = defaultdict(list)
         for dst, srcs in plan.listen.items():
             refs = self.actors[dst].listen.options(num_returns=len(srcs)).remote(
@@ -229,7 +268,12 @@ class RayBackend:
             )
             for (src, _), ref in zip(srcs, _as_tuple(refs, len(srcs))):
                 feedback[src].append(ref)
-        return [self.actors[s].learn.remote(round_, *feedback.get(s, [])) for s in plan.active]
+        evaluated = [] if tokens is None else [
+            self.actors[dst].eval_listen.remote(round_, [g for _, g in srcs],
+                                                *[tokens[(src, dst)] for src, _ in srcs])
+            for dst, srcs in plan.listen.items()
+        ]
+        return [self.actors[s].learn.remote(round_, *feedback.get(s, [])) for s in plan.active] + evaluated
 
     def _get(self, refs: list[Any]) -> list[Any]:
         """``ray.get`` that turns a dead actor or node into a ShardFailure the run recovers from."""
@@ -246,13 +290,16 @@ class RayBackend:
     def dead_shards(self, timeout: float = 30.0) -> list[int]:
         """Health check: the shards whose actor does not answer a ping."""
         refs = [a.ping.remote() for a in self.actors]
-        dead = []
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        dead = {i for i, ref in enumerate(refs) if ref not in ready}
         for i, ref in enumerate(refs):
-            try:
-                self.ray.get(ref, timeout=timeout)
+            if i in dead:
+                continue
+            try:  # ready, but maybe with the actor's death as its value
+                self.ray.get(ref, timeout=0)
             except Exception:  # noqa: BLE001 - any failure to answer means the actor is gone
-                dead.append(i)
-        return dead
+                dead.add(i)
+        return sorted(dead)
 
     def replace(self, shards: list[int]) -> None:
         """Start fresh actors for ``shards`` (the caller restores their state)."""

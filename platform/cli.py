@@ -58,8 +58,8 @@ def _print_summary(result) -> None:  # noqa: ANN001
     _say(f"run directory: {result.run_dir}")
     _say(f"status: {result.status}; rounds: {result.rounds}; wall time: {result.wall_time:.1f} s "
          f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)")
-    if result.final_success:
-        per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.final_success.items()))
+    if result.listener_success:
+        per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.listener_success.items()))
         _say(f"final success per agent (as listener, greedy evaluation): {per_agent}")
         _say(f"final mean success: {result.mean_success:.3f}")
 

@@ -9,6 +9,12 @@
 
 Each of the three declares a frozen ``Params`` dataclass that the config is checked against.
 Symbol 0 of the vocabulary is end-of-message.
+
+Rows come in groups: inputs to a model, a rule or a scenario may hold the games of several
+directed edges, one after the other, every edge with as many rows (:func:`check_row_groups`).
+The optional hooks a plug-in may offer are declared here too (:class:`Stackable`,
+:class:`Monitored`, :class:`ScenarioHooks`); the platform looks for nothing else.
+``neurocomm.platform.checks`` plays tiny rounds to check a plug-in against these contracts.
 """
 
 from __future__ import annotations
@@ -16,12 +22,25 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from torch import Tensor, nn
 
 EOS = 0
+
+
+def check_row_groups(rows: int, groups: int) -> int:
+    """The row-group invariant: ``rows`` rows hold ``groups`` edges' games, each edge's rows
+    contiguous and equally many. Returns the rows per group; ValueError when they do not divide."""
+    if groups < 1 or rows % groups:
+        raise ValueError(f"{rows} rows cannot be {groups} equal groups of rows (one per edge)")
+    return rows // groups
+
+
+def group_rows(groups: int, size: int, g: int) -> slice:
+    """The rows of group ``g`` when every group has ``size`` rows."""
+    return slice(g * size, (g + 1) * size)
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,45 @@ class Decision:
     success: Tensor
 
 
+@dataclass
+class Utterance:
+    """What a speaker produced for a batch of rows: ``wire`` (what is sent: (rows, L) tokens or
+    (rows, L, vocab) relaxed symbols), ``kept`` (the rule's own record for ``learn``), ``tokens``
+    (rows, L) int64, ``lengths`` (rows,) and ``entropy`` (rows,) per message."""
+
+    wire: Tensor
+    kept: Any
+    tokens: Tensor
+    lengths: Tensor
+    entropy: Tensor
+
+
+@dataclass
+class Feedback:
+    """What a listener sends back to the speaker of one edge, saying what it carries.
+
+    ``loss``: the listener's loss on the edge. ``reward`` (B,): a reward per game, for
+    score-function rules. ``message_grad`` (B, L, vocab): the gradient of the listener's loss
+    with respect to the received message, for rules that back-propagate through the channel
+    (the platform maps it back through channel noise before the speaker sees it).
+    """
+
+    loss: float
+    reward: Tensor | None = None
+    message_grad: Tensor | None = None
+
+
+@dataclass
+class Heard:
+    """What ``LearningRule.listen`` returns: the listener's loss and feedback per group, its
+    decision at each message's end (one column), and the messages' lengths per row."""
+
+    losses: list[float]
+    feedback: list[Feedback]
+    decision: Decision
+    lengths: Tensor
+
+
 @runtime_checkable
 class AgentModel(Protocol):
     """What the platform, the scenarios and the learning rules may call on an agent.
@@ -135,18 +193,16 @@ class LearningRule(Protocol):
     def speak(
         self, agent: AgentModel, obs: Tensor, channel: ChannelSpec,
         noise: Callable[[Sequence[int]], Tensor], *, train: bool = True,
-    ) -> Any:
-        """→ an utterance: ``wire`` (rows first), ``kept`` (for ``learn``), ``tokens`` (rows, L),
-        ``lengths`` and ``entropy`` per row. ``noise(shape)`` gives uniform [0, 1) samples."""
+    ) -> Utterance:
+        """The speaker's messages; ``noise(shape)`` gives uniform [0, 1) samples."""
 
     def listen(
         self, agent: AgentModel, scenario: Scenario, wire: Tensor, batch: Batch, vocab_size: int,
-        groups: int = 1,
-    ) -> tuple[list[float], list[Any], Decision, Tensor]:
-        """Back-propagates the listener's loss → (loss per group, feedback per group for the
-        speaker, decision at the message's end, lengths per row)."""
+        groups: int,
+    ) -> Heard:
+        """Back-propagates the listener's loss; feedback per group for the speaker."""
 
-    def learn(self, agent: AgentModel, kept: Any, feedback: list[Any],
+    def learn(self, agent: AgentModel, kept: Any, feedback: list[Feedback],
               states: list[dict[str, Any]]) -> list[float]:
         """Back-propagates the speaker's loss → loss per group (``states``: each group's speaker's
         rule state, updated in place)."""
@@ -154,6 +210,89 @@ class LearningRule(Protocol):
     def evaluate(self, agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch,
                  vocab_size: int) -> Decision:
         """The listener's decision on complete token messages, without learning."""
+
+
+# ---------------------------------------------------------------------------- optional hooks
+
+
+class Stackable(Protocol):
+    """A model class may compute many agents as one: ``stacked(models, owners)`` returns an
+    :class:`AgentModel` over ``len(owners)`` groups of rows, group ``g`` with the weights of
+    ``models[owners[g]]``, or None when these models cannot be stacked. The platform only asks
+    it for models of the same class with equal ``params`` (a frozen, hashable dataclass)."""
+
+    params: Any
+
+    @classmethod
+    def stacked(cls, models: list[Any], owners: list[int]) -> AgentModel | None: ...
+
+
+class Monitored(Protocol):
+    """A model may expose ``monitor`` (agents/monitoring.py's SelfMonitor, or None): the learning
+    rules then let it choose among candidate messages and add a self-comprehension loss."""
+
+    monitor: Any
+
+
+class ScenarioHooks(Protocol):
+    """Optional scenario attributes: ``splits``, the sample splits it knows (a ``"heldout"`` split
+    is evaluated besides ``"eval"``); ``standalone = True`` for a scenario that simulates its
+    own population (``simulate_population``, ``record_schema``) instead of neural agents."""
+
+    splits: ClassVar[tuple[str, ...]]
+    standalone: ClassVar[bool]
+
+
+DEFAULT_SPLITS = ("train", "eval")
+
+
+def scenario_splits(scenario: Any) -> tuple[str, ...]:
+    return tuple(getattr(scenario, "splits", DEFAULT_SPLITS))
+
+
+def is_standalone_scenario(cls: Any) -> bool:
+    return bool(getattr(cls, "standalone", False))
+
+
+def stacker(model: Any) -> Any:
+    """The model class's ``stacked`` hook, or None."""
+    return getattr(type(model), "stacked", None)
+
+
+def model_family(model: Any) -> Any:
+    """Models that may be stacked together share this key: their class and their ``params``
+    (a hashable frozen dataclass); a model without params is a family of its own."""
+    params = getattr(model, "params", None)
+    return (type(model), params) if params is not None else (type(model), id(model))
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+class Backend(Protocol):
+    """Where the shards run (platform/backends.py): every backend gives the same numbers."""
+
+    name: str
+
+    def submit_round(self, round_: int, edges: list[tuple[int, int]]) -> Any: ...
+
+    def collect(self, pending: Any) -> Any:
+        """The round's ShardReport (platform/shard.py)."""
+
+    def get_state(self) -> dict[int, Any]: ...
+
+    def set_state(self, state: dict[int, Any]) -> None: ...
+
+    def replace_agents(self, generations: dict[int, int]) -> None: ...
+
+    def placement(self) -> list[dict[str, Any]]: ...
+
+    def dead_shards(self) -> list[int]: ...
+
+    def replace(self, shards: list[int]) -> None:
+        """Fresh shards in place of ``shards``; the caller restores their state."""
+
+    def close(self) -> None: ...
 
 
 _MODEL_METHODS = ("perceive", "production_start", "production_step", "comprehend", "reconstruct")

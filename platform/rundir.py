@@ -32,40 +32,11 @@ import yaml
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import RunDirError
 
-SCHEMA_VERSION = 1
-
-METRICS_SCHEMA = pa.schema(
-    [
-        ("round", pa.int32()),
-        ("speaker", pa.int32()),
-        ("listener", pa.int32()),
-        ("games", pa.int32()),
-        ("success", pa.float64()),
-        ("listener_loss", pa.float64()),
-        ("speaker_loss", pa.float64()),
-        ("entropy", pa.float64()),
-        ("msg_length", pa.float64()),
-        ("eval_success", pa.float64()),
-        ("heldout_success", pa.float64()),
-    ],
-    metadata={"schema_version": str(SCHEMA_VERSION)},
-)
-
-MESSAGES_SCHEMA = pa.schema(
-    [
-        ("round", pa.int32()),
-        ("speaker", pa.int32()),
-        ("listener", pa.int32()),
-        ("game", pa.int32()),
-        ("target", pa.list_(pa.int16())),
-        ("message", pa.list_(pa.int16())),
-        ("length", pa.int16()),
-        ("choice", pa.int32()),
-        ("target_index", pa.int32()),
-        ("success", pa.bool_()),
-    ],
-    metadata={"schema_version": str(SCHEMA_VERSION)},
-)
+# The record types in platform/metrics.py spell every column once; re-exported here, where the
+# run directory's files are written.
+from neurocomm.platform.metrics import MESSAGES_SCHEMA as MESSAGES_SCHEMA
+from neurocomm.platform.metrics import METRICS_SCHEMA as METRICS_SCHEMA
+from neurocomm.platform.metrics import SCHEMA_VERSION as SCHEMA_VERSION
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

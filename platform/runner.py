@@ -17,8 +17,11 @@ from neurocomm.platform import seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.games import Edge
+from neurocomm.platform.interfaces import Backend
+from neurocomm.platform.metrics import MetricsRow
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
-from neurocomm.platform.shard import Edge, ShardReport
+from neurocomm.platform.shard import ShardReport
 from neurocomm.platform.topology import Topology, build_topology
 
 
@@ -77,21 +80,9 @@ def turnover_agents(cfg: RunConfig, n_agents: int, round_: int) -> list[int]:
 
 
 def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
-    rows = []
-    for (speaker, listener), v in sorted(report.edge_stats.items()):
-        rows.append(
-            {
-                "round": round_, "speaker": speaker, "listener": listener, "games": int(v.get("games", 0)),
-                "success": v.get("success", math.nan),
-                "listener_loss": v.get("listener_loss", math.nan),
-                "speaker_loss": v.get("speaker_loss", math.nan),
-                "entropy": v.get("entropy", math.nan),
-                "msg_length": v.get("msg_length", math.nan),
-                "eval_success": v.get("eval_success", math.nan),
-                "heldout_success": v.get("heldout_success", math.nan),
-            }
-        )
-    return rows
+    """The round's rows of metrics.parquet, one per directed edge (platform/metrics.py)."""
+    return [MetricsRow(round_, speaker, listener, stats).as_dict()
+            for (speaker, listener), stats in sorted(report.edge_stats.items())]
 
 
 class Progress:
@@ -124,12 +115,12 @@ class RunResult:
     run_dir: Path
     rounds: int
     wall_time: float
-    final_success: dict[int, float]
+    listener_success: dict[int, float]  # final_listener_success: what the CLI prints
     status: str
 
     @property
     def mean_success(self) -> float:
-        return float(np.mean(list(self.final_success.values()))) if self.final_success else math.nan
+        return float(np.mean(list(self.listener_success.values()))) if self.listener_success else math.nan
 
 
 class _StopFlag:
@@ -205,7 +196,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     wall = time.monotonic() - t0
     backend.close()
     done = loop.done
-    final = final_success(run_dir, done) or loop.last_success
+    final = final_listener_success(run_dir, done) or loop.last_success
     run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time())
     run_dir.event(status, rounds_done=done, wall_time=round(wall, 3))
     return RunResult(run_dir.path, done, wall, final, status)
@@ -214,7 +205,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
 class _RoundLoop:
     """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
 
-    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Any) -> None:
+    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend) -> None:
         self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
         self.messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA)
@@ -305,7 +296,7 @@ class _RoundLoop:
             report = self.backend.collect(handle)
             rows = metric_rows(round_, report)
             self.metrics.extend(rows)
-            self.messages.extend(report.messages)
+            self.messages.extend([game.as_dict() for game in report.messages])
             self.done = round_ + 1
             for row in rows:
                 if not math.isnan(row["success"]):
@@ -320,7 +311,7 @@ class _RoundLoop:
                 self.checkpoint(self.done)
 
 
-def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Any, done: int, metrics: ChunkedTable,
+def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Backend, done: int, metrics: ChunkedTable,
                 messages: ChunkedTable) -> None:
     metrics.flush()
     messages.flush()
@@ -340,9 +331,10 @@ def _drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
                 p.unlink()
 
 
-def final_success(run_dir: RunDir, done: int) -> dict[int, float]:
-    """Success per agent as listener: greedy evaluation at the last evaluated round, or else
-    the mean training success over the last 10% of rounds."""
+def final_listener_success(run_dir: RunDir, done: int) -> dict[int, float]:
+    """Success per agent as listener, for the end-of-run line: greedy evaluation at the last
+    evaluated round, or else the mean training success over the last 10% of rounds. Summaries
+    use platform/analysis's ``final_eval_success`` and ``tail_success`` instead (docs/analysis.md)."""
     import pandas as pd
 
     if not any(run_dir.metrics_dir.glob("part-*.parquet")):

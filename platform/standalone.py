@@ -43,7 +43,7 @@ def standalone_graph(cfg: RunConfig) -> tuple[int, np.ndarray | None, Any]:
 
 
 def run_standalone(cfg: RunConfig, echo: Any = None) -> dict[str, Any]:
-    from neurocomm.platform.shard import build_scenario
+    from neurocomm.platform.building import build_scenario
 
     say = echo or (lambda msg: None)
     scenario = build_scenario(cfg)

@@ -225,15 +225,19 @@ def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, A
                            "rounds_done": status.get("rounds_done"),
                            "wall_time": status.get("wall_time")}
     row.update({f"set:{k}": v for k, v in point.overrides.items()})
-    row["final_success"] = _final(run_dir) if run_dir else math.nan
+    row["final_eval_success"] = _final_eval_success(run_dir) if run_dir else math.nan
     return row
 
 
-def _final(run_dir: RunDir) -> float:
-    from neurocomm.platform.runner import final_success
+def _final_eval_success(run_dir: RunDir) -> float:
+    """The documented headline (docs/analysis.md), as summary.json and compare compute it."""
+    import pandas as pd
 
-    values = final_success(run_dir, int(run_dir.status().get("rounds_done", 0)))
-    return float(np.mean(list(values.values()))) if values else math.nan
+    from neurocomm.platform.analysis.communication import final_eval_success
+
+    if not any(run_dir.metrics_dir.glob("part-*.parquet")):
+        return math.nan
+    return final_eval_success(pd.read_parquet(run_dir.metrics_dir))
 
 
 def _write_summary(folder: Path, rows: list[dict[str, Any]]) -> None:

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurocomm.platform.analysis.communication import (
-    final_success,
     population_success,
     rounds_to_threshold,
     success_by_agent,
+    tail_success,
 )
 from neurocomm.platform.analysis.compositionality import (
     bosdis,
@@ -268,6 +268,6 @@ def test_success_curves_and_rounds_to_threshold() -> None:
     curve = pd.DataFrame({"round": range(40), "success": [min(1.0, r / 20) for r in range(40)]})
     assert rounds_to_threshold(curve, 0.5, window=1) == 11  # round 10 reaches 0.5: 11 rounds
     assert rounds_to_threshold(curve, 1.01) is None
-    final = final_success(metrics)
+    final = tail_success(metrics)
     assert final["speaker:1"] == pytest.approx(0.5)
     assert final["listener:1"] == pytest.approx(1.0)

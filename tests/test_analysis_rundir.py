@@ -26,12 +26,12 @@ from neurocomm.platform.analysis.intelligibility import (
     intelligibility_matrix,
     load_population,
 )
+from neurocomm.platform.building import build_agent, build_scenario
 from neurocomm.platform.cli import main
 from neurocomm.platform.config import build_config
 from neurocomm.platform.errors import RunDirError
 from neurocomm.platform.interfaces import ChannelSpec
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
-from neurocomm.platform.shard import build_agent, build_scenario
 from neurocomm.platform.topology import build_topology
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_run_without_messages_or_checkpoints(runs: dict[str, Path], capsys) -> N
     assert "language measured from: nothing" in capsys.readouterr().out
     analysis = analyze_run(runs["bare"])
     assert analysis.summary["topsim"] is None and analysis.summary["language_clusters"] is None
-    assert analysis.summary["final_success"] is not None
+    assert analysis.summary["tail_success"] is not None
     page = (runs["bare"] / "report" / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") >= 2  # learning curves, graph
 
@@ -244,7 +244,7 @@ def test_compare_groups_by_config_name(tmp_path: Path, runs: dict[str, Path], ca
     printed = capsys.readouterr().out
     assert "sweep: 3" in printed and "fake: 1" in printed
     table = pd.read_csv(out / "compare.csv")
-    row = table[(table["name"] == "sweep") & (table["measure"] == "final_success")].iloc[0]
+    row = table[(table["name"] == "sweep") & (table["measure"] == "final_eval_success")].iloc[0]
     assert row["n"] == 3 and row["ci_low"] < row["mean"] < row["ci_high"]
     assert (out / "compare.png").is_file()
     frame = summaries([root])

@@ -78,7 +78,7 @@ def test_agents_of_one_architecture_compute_as_one_stacked_model(tmp_path: Path)
     shard = AgentShard(build_config(data), list(range(6)))
     edges = [(i, (i + 1) % 6) for i in range(6)] + [((i + 1) % 6, i) for i in range(6)]
     cohorts = shard._cohorts(edges, role=0)
-    assert [type(c.model).__name__ for c in cohorts] == ["StackedNeuroAI", "StackedNeuroAI"]
+    assert [type(c.model).__name__ for c in cohorts] == ["GroupedNeuroAI", "GroupedNeuroAI"]
     assert sorted(len(c.edges) for c in cohorts) == [4, 8]  # GRU agents 0-3, LSTM agents 4-5
     assert {a for c in cohorts for a in c.agents} == set(range(6))
 

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
+from neurocomm.platform.building import build_agent
 from neurocomm.platform.channel import backmap, transmit
 from neurocomm.platform.config import build_config
 from neurocomm.platform.interfaces import EOS, ChannelSpec
 from neurocomm.platform.rundir import RunDir
 from neurocomm.platform.runner import run
-from neurocomm.platform.shard import AgentShard, build_agent
+from neurocomm.platform.shard import AgentShard
 from neurocomm.scenarios.objects import object_ids
 from neurocomm.scenarios.reconstruction import ReconstructionGame
 from neurocomm.scenarios.referential import ReferentialGame

@@ -6,11 +6,12 @@ imports matplotlib).
 """
 
 from neurocomm.platform.analysis.communication import (
-    final_success,
+    final_eval_success,
     population_success,
     rounds_to_threshold,
     success_by_agent,
     success_by_edge,
+    tail_success,
 )
 from neurocomm.platform.analysis.compositionality import (
     bosdis,
@@ -56,7 +57,7 @@ __all__ = [
     "cluster_languages",
     "compositionality",
     "evaluation_batch",
-    "final_success",
+    "final_eval_success",
     "graph_communities",
     "graph_distance_matrix",
     "greedy_productions",
@@ -80,6 +81,7 @@ __all__ = [
     "success_by_edge",
     "symbols_used",
     "synonymy",
+    "tail_success",
     "topographic_similarity",
     "write_analysis",
 ]

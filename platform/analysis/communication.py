@@ -74,21 +74,25 @@ def rounds_to_threshold(curve: pd.DataFrame, threshold: float, window: int = 10)
     return int(ordered["round"].iloc[int(np.argmax(reached.to_numpy()))]) + 1
 
 
-def final_success(metrics: pd.DataFrame, fraction: float = 0.1) -> dict[str, float]:
-    """Mean success over the last ``fraction`` of the rounds logged: population and per agent.
-
-    Keys: ``population``, ``speaker:{id}``, ``listener:{id}``, and ``eval_population``: the
-    greedy evaluation success at the last evaluated round (NaN when none was logged).
-    """
+def tail_success(metrics: pd.DataFrame, fraction: float = 0.1) -> dict[str, float]:
+    """Mean training success over the last ``fraction`` of the rounds logged (sampled messages,
+    while learning): keys ``population``, ``speaker:{id}``, ``listener:{id}``."""
     if metrics.empty:
-        return {"population": math.nan, "eval_population": math.nan}
+        return {"population": math.nan}
     last = int(metrics["round"].max())
     span = max(1, int(round((last + 1) * fraction)))
     tail = metrics[metrics["round"] > last - span]
     out = {"population": float(population_success(tail)["success"].mean())}
-    evaluated = population_success(metrics, "eval_success")
-    out["eval_population"] = float(evaluated["success"].iloc[-1]) if len(evaluated) else math.nan
     for role in ("speaker", "listener"):
         per = _weighted_mean(tail, [role])
         out.update({f"{role}:{int(a)}": float(s) for a, s in zip(per[role], per["success"])})
     return out
+
+
+def final_eval_success(metrics: pd.DataFrame) -> float:
+    """The population's greedy-evaluation success at the last evaluated round (fixed evaluation
+    sets, no sampling); NaN when no evaluation was logged. The headline of summaries."""
+    if metrics.empty:
+        return math.nan
+    evaluated = population_success(metrics, "eval_success")
+    return float(evaluated["success"].iloc[-1]) if len(evaluated) else math.nan

@@ -24,7 +24,7 @@ from neurocomm.platform.analysis.run_analysis import ANALYSIS_VERSION, analyze_r
 from neurocomm.platform.errors import RunDirError
 
 COMPARED = (
-    "final_success",
+    "tail_success",
     "final_eval_success",
     "rounds_to_success_0.8",
     "topsim",

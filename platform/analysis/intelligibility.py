@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 
 from neurocomm.platform import seeding
+from neurocomm.platform.building import build_agent, build_rule, build_scenario
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import RunDirError
 from neurocomm.platform.interfaces import Batch, ChannelSpec
 from neurocomm.platform.rundir import RunDir
-from neurocomm.platform.shard import build_agent, build_rule, build_scenario
 
 DEFAULT_EVAL_GAMES = 512
 

@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from neurocomm.platform.analysis.communication import (
-    final_success,
+    final_eval_success,
     population_success,
     rounds_to_threshold,
     success_by_agent,
     success_by_edge,
+    tail_success,
 )
 from neurocomm.platform.analysis.dialects import (
     MantelResult,
@@ -59,7 +60,7 @@ from neurocomm.platform.analysis.over_time import (
 from neurocomm.platform.errors import RunDirError
 
 THRESHOLDS = (0.5, 0.8, 0.9)
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: summary key final_success renamed tail_success
 
 
 @dataclass
@@ -212,7 +213,7 @@ def _summary(analysis: Analysis, metrics: pd.DataFrame, end: int) -> dict[str, A
     pop = headline[headline["scope"] == POPULATION]
     pop_row = pop.iloc[0].to_dict() if len(pop) else {}
     until = population_success(metrics)
-    final = final_success(metrics)
+    tail = tail_success(metrics)
     mantel = analysis.mantel
     clusters, intel = analysis.language_clusters, analysis.intelligibility
     summary: dict[str, Any] = {
@@ -229,8 +230,8 @@ def _summary(analysis: Analysis, metrics: pd.DataFrame, end: int) -> dict[str, A
         "checkpoint_round": analysis.checkpoint_round,
         "language_source": source,
         "distance": analysis.distance,
-        "final_success": _finite(final["population"]),
-        "final_eval_success": _finite(final["eval_population"]),
+        "tail_success": _finite(tail["population"]),
+        "final_eval_success": _finite(final_eval_success(metrics)),
         "rounds_to_success": {str(t): rounds_to_threshold(until, t) for t in THRESHOLDS},
     }
     for key in MEASURES:
@@ -305,7 +306,7 @@ def format_summary(analysis: Analysis) -> str:
     lines.append(f"language measured from: {origin}")
     reached = ", ".join(f"{t}: {_fmt(r)}" for t, r in s["rounds_to_success"].items())
     lines.append(
-        f"communication: final success {_fmt(s['final_success'])} (training games, last 10% of "
+        f"communication: final success {_fmt(s['tail_success'])} (training games, last 10% of "
         f"rounds), {_fmt(s['final_eval_success'])} (greedy evaluation, last evaluated round); "
         f"rounds to success (10-round mean) {reached}"
     )

@@ -1,0 +1,169 @@
+"""The ``neuroai-rnn`` computation, written once, over groups of rows.
+
+Rows of every input come in ``groups`` groups of equal size (one group per directed edge);
+group ``g`` uses weights ``w[name][g]``. One agent is the case of one group (its parameters with
+a leading dimension of 1), many agents are stacked (each agent's parameters gathered per group
+with ``torch.stack`` then index), so the per-agent and the batched paths run these same
+functions and there is nothing to keep in sync. Gradients flow back into every agent's own
+parameters, and each agent keeps its own optimiser. ``torch.func.vmap`` cannot do this for GRUs
+(no batching rule for ``aten::gru``), so the recurrent cells are written out with ``baddbmm``.
+
+Parameter names are those of :class:`neurocomm.agents.neuroai.NeuroAIAgent`'s modules (which
+hold the parameters and keep checkpoints loadable); tests/test_model_equivalence.py checks these
+functions against torch's own ``nn.Linear``/``nn.ReLU``/``nn.GRUCell``/``nn.GRU``/``nn.LSTM``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from neurocomm.platform.interfaces import GameSpec, check_row_groups
+
+Weights = Mapping[str, Tensor]
+
+
+def one_group(module: nn.Module, prefix: str = "") -> dict[str, Tensor]:
+    """``module``'s parameters as the weights of a single group (a leading dimension of 1)."""
+    return {f"{prefix}{name}": p.unsqueeze(0) for name, p in module.named_parameters()}
+
+
+def stacked_weights(models: Sequence[nn.Module], owners: Sequence[int]) -> dict[str, Tensor]:
+    """Group ``g`` gets ``models[owners[g]]``'s parameters (gathered, so gradients reach each)."""
+    named = [dict(m.named_parameters()) for m in models]
+    device = next(iter(named[0].values())).device
+    index = torch.as_tensor(list(owners), dtype=torch.long, device=device)
+    return {name: torch.stack([p[name] for p in named])[index] for name in named[0]}
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
+    """Per-group ``x @ weight.T + bias``: x (G*B, ..., in), weight (G, out, in), bias (G, out)."""
+    lead = x.shape[:-1]
+    flat = x.reshape(groups, -1, x.shape[-1])
+    if bias is None:
+        out = torch.bmm(flat, weight.transpose(1, 2))
+    else:
+        out = torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
+    return out.reshape(*lead, weight.shape[1])
+
+
+def recurrent_cell(kind: str, x: Tensor, state: Any, w: Weights, prefix: str, suffix: str,
+                   groups: int) -> Any:
+    """One step of a GRU (state ``h``) or LSTM (state ``(h, c)``) cell, torch's equations and
+    gate order, with weights ``{prefix}.weight_ih{suffix}`` etc."""
+    w_ih, w_hh = w[f"{prefix}.weight_ih{suffix}"], w[f"{prefix}.weight_hh{suffix}"]
+    b_ih, b_hh = w[f"{prefix}.bias_ih{suffix}"], w[f"{prefix}.bias_hh{suffix}"]
+    if kind == "gru":
+        h = state
+        gi = linear(x, w_ih, b_ih, groups)
+        gh = linear(h, w_hh, b_hh, groups)
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+    h, c = state
+    gates = linear(x, w_ih, b_ih, groups) + linear(h, w_hh, b_hh, groups)
+    i, f, g, o = gates.chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def plastic_rnn(x: Tensor, w: Weights, prefix: str, groups: int) -> tuple[Tensor, Tensor]:
+    """The plastic tanh RNN of agents/plasticity.py (formula there): (B, L, in) →
+    ((B, L, hidden) states, (B, L, hidden, hidden) Hebb after each step)."""
+    b, steps, _ = x.shape
+    alpha = w[f"{prefix}.alpha"]  # (G, H, H)
+    hidden = alpha.shape[-1]
+    eta = torch.sigmoid(w[f"{prefix}.eta_logit"]).repeat_interleave(b // groups).view(b, 1, 1)
+    drive = linear(x, w[f"{prefix}.weight_ih"], w[f"{prefix}.bias_ih"], groups)
+    h = x.new_zeros(b, hidden)
+    hebb = x.new_zeros(b, hidden, hidden)
+    states, traces = [], []
+    for t in range(steps):
+        plastic = (alpha.unsqueeze(1) * hebb.view(groups, -1, hidden, hidden)).view(b, hidden, hidden)
+        fast = torch.bmm(h.unsqueeze(1), plastic).squeeze(1)
+        new_h = torch.tanh(drive[:, t] + (linear(h, w[f"{prefix}.weight_hh"], w[f"{prefix}.bias_hh"],
+                                                 groups) + fast))
+        hebb = (1 - eta) * hebb + eta * torch.bmm(h.unsqueeze(2), new_h.unsqueeze(1))
+        h = new_h
+        states.append(h)
+        traces.append(hebb)
+    return torch.stack(states, 1), torch.stack(traces, 1)
+
+
+class GroupedNeuroAI:
+    """The AgentModel interface of ``neuroai-rnn`` over ``groups`` groups of rows.
+
+    ``NeuroAIAgent`` computes through this class with one group; ``NeuroAIAgent.stacked`` gives
+    one over many agents. ``monitor`` is the self-monitor hook the learning rules look for.
+    """
+
+    def __init__(self, params: Any, game: GameSpec, weights: Weights, groups: int,
+                 monitor: Any = None) -> None:
+        self.params = params
+        self.game = game
+        self.hidden_size = params.hidden_size
+        self.cell = params.cell
+        self.groups = groups
+        self.w = weights
+        self.n_perception = len(params.perception_layers) + 1
+        self.monitor = monitor
+
+    def _lin(self, x: Tensor, prefix: str, bias: bool = True) -> Tensor:
+        check_row_groups(x.shape[0], self.groups)
+        return linear(x, self.w[f"{prefix}.weight"], self.w[f"{prefix}.bias"] if bias else None,
+                      self.groups)
+
+    def _above_first_layer(self, x: Tensor) -> Tensor:
+        for i in range(1, self.n_perception):
+            x = self._lin(torch.relu(x), f"perception.net.{2 * i}")
+        return x
+
+    def perceive(self, obs: Tensor) -> Tensor:
+        # Top-down feedback: the top layer's output is fed back through a learned projection into
+        # the first layer's input and the stack above it is run again; the bottom-up drive stays.
+        bottom_up = self._lin(obs, "perception.net.0")
+        top = self._above_first_layer(bottom_up)
+        for _ in range(self.params.topdown_iterations):
+            feedback = linear(top, self.w["perception.feedback_weight"],
+                              self.w["perception.feedback_bias"], self.groups)
+            top = self._above_first_layer(bottom_up + feedback)
+        return top
+
+    def production_start(self, meaning: Tensor) -> Any:
+        return meaning if self.cell == "gru" else (meaning, torch.zeros_like(meaning))
+
+    def production_step(self, symbol: Tensor | None, state: Any) -> tuple[Tensor, Any]:
+        h = state if self.cell == "gru" else state[0]
+        if symbol is None:
+            rows = h.shape[0] // self.groups
+            start = self.w["production.start"]
+            inp = start.unsqueeze(1).expand(-1, rows, -1).reshape(h.shape[0], -1)
+        else:
+            inp = self._lin(symbol, "production.symbol_embedding", bias=False)
+        state = recurrent_cell(self.cell, inp, state, self.w, "production.cell", "", self.groups)
+        h = state if self.cell == "gru" else state[0]
+        return self._lin(h, "production.to_logits"), state
+
+    def comprehend(self, message: Tensor) -> Tensor:
+        x = self._lin(message, "comprehension.symbol_embedding", bias=False)
+        if self.params.plasticity:
+            states, _ = plastic_rnn(x, self.w, "comprehension.rnn", self.groups)
+            return self._lin(states, "comprehension.to_meaning")
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        state: Any = h if self.cell == "gru" else (h, h.clone())
+        outs = []
+        for t in range(x.shape[1]):
+            state = recurrent_cell(self.cell, x[:, t], state, self.w, "comprehension.rnn", "_l0",
+                                   self.groups)
+            outs.append(state if self.cell == "gru" else state[0])
+        return self._lin(torch.stack(outs, 1), "comprehension.to_meaning")
+
+    def reconstruct(self, meaning: Tensor) -> Tensor:
+        logits = self._lin(meaning, "readout")
+        return logits.view(*meaning.shape[:-1], self.game.n_attributes, self.game.n_values)

@@ -1,0 +1,84 @@
+"""Building what a shard hosts from the config: the scenario, the learning rule and the agents
+(each with its own weights from the seed, and its own optimiser); moving tensors between devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from neurocomm.platform import registry, seeding
+from neurocomm.platform.config import AgentSpec, RunConfig
+from neurocomm.platform.interfaces import ChannelSpec
+from neurocomm.platform.typed import from_mapping
+
+
+@dataclass
+class AgentSlot:
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    spec: AgentSpec
+    rule_state: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0  # how many times this node's agent was replaced by a newcomer
+
+
+def build_scenario(cfg: RunConfig) -> Any:
+    cls = registry.resolve("scenarios", cfg.scenario.name)
+    return cls(from_mapping(cls.Params, dict(cfg.scenario.params), "scenario.params"))
+
+
+def build_rule(cfg: RunConfig) -> Any:
+    cls = registry.resolve("rules", cfg.training.rule)
+    return cls(from_mapping(cls.Params, dict(cfg.training.rule_params), "training.rule_params"))
+
+
+def pick_device(cfg: RunConfig) -> torch.device:
+    """A GPU when the agents asked for one and this process sees one; else the CPU."""
+    if cfg.runtime.agent_resources.num_gpus > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def moved(value: Any, device: torch.device | str, copy: bool = False) -> Any:
+    """Tensors (also inside tuples, lists, dicts and dataclasses' fields) on ``device``;
+    ``copy`` gives each its own storage."""
+    if torch.is_tensor(value):
+        return value.detach().to(device, copy=True) if copy else value.to(device)
+    if isinstance(value, tuple | list):
+        return type(value)(moved(v, device, copy) for v in value)
+    if isinstance(value, dict):
+        return {k: moved(v, device, copy) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        return type(value)(**{k: moved(getattr(value, k), device, copy) for k in value.__dataclass_fields__})
+    return value
+
+
+def outgoing(value: Any) -> Any:
+    """A message or feedback as it leaves the shard: on the CPU, in storage of its own.
+
+    A slice of a batched tensor is a view, and pickling a view ships the whole underlying
+    storage: without the copy, every edge's message would carry every other edge's too."""
+    return moved(value, "cpu", copy=True)
+
+
+def _gen_key(generation: int) -> tuple[int, ...]:
+    # generation 0 keeps the original key, so runs without turnover are unchanged
+    return (generation,) if generation else ()
+
+
+def build_agent(cfg: RunConfig, agent_id: int, scenario: Any, channel: ChannelSpec,
+                generation: int = 0, device: torch.device | None = None) -> AgentSlot:
+    """Agent ``agent_id`` with its own weights and optimiser, from the seed (a newcomer
+    replacing it after turnover is generation 1, 2, ...)."""
+    spec = cfg.population.spec_for(agent_id)
+    cls = registry.resolve("models", spec.model)
+    params = from_mapping(cls.Params, dict(spec.params), "population.agent.params")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seeding.int_seed(cfg.seed, seeding.AGENT, agent_id, *_gen_key(generation)))
+        model = cls(params, game=scenario.spec, channel=channel)
+    if device is not None:
+        model.to(device)
+    opt_cls = torch.optim.Adam if cfg.training.optimizer == "adam" else torch.optim.SGD
+    optimizer = opt_cls(model.parameters(), lr=spec.lr)
+    return AgentSlot(model, optimizer, spec, generation=generation)
