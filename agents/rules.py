@@ -88,8 +88,10 @@ def _mask_after_end(tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
 
 def _at_end(decision: Decision, lengths: Tensor) -> Decision:
     """The decision the listener takes when the message ends (one column)."""
-    idx = (lengths - 1).unsqueeze(1)
-    pick = lambda t: t.gather(1, idx.expand(-1, 1)) if t.dim() == 2 else t  # noqa: E731
+    def pick(t: Tensor) -> Tensor:
+        idx = (lengths - 1).view(-1, 1, *([1] * (t.dim() - 2))).expand(-1, 1, *t.shape[2:])
+        return t.gather(1, idx)
+
     return Decision(pick(decision.loss), pick(decision.reward), pick(decision.choice), pick(decision.success))
 
 

@@ -131,6 +131,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from neurocomm.platform.checks import CheckFailed, check
+
+    try:
+        results = check(args.name)
+    except LookupError as err:
+        return _fail(str(err))
+    except CheckFailed as err:
+        print(f"neurocomm: {args.name}: check failed: {err}", file=sys.stderr, flush=True)
+        return 1
+    for group, played in results:
+        _say(f"{args.name}: conforms as one of the {group} ({'; '.join(played)})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurocomm",
@@ -182,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
                    help="message distance for topographic similarity")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("check", help="play tiny rounds to check a model, scenario or rule plug-in")
+    p.add_argument("name", help="a registered name or an import path pkg.mod:Class")
+    p.set_defaults(fn=cmd_check)
     return parser
 
 

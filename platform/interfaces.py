@@ -96,7 +96,8 @@ class Decision:
     """A listener's per-game outcome, one entry per game and per message step considered.
 
     ``loss`` (B, T) is differentiable; ``reward`` (B, T) in [0, 1] is what the speaker is told;
-    ``choice`` (B, T) is the listener's answer (an index, logged); ``success`` (B, T) is 0/1.
+    ``choice`` (B, T) is the listener's answer (an index, logged; (B, T, ...) for an answer that is
+    not one index, e.g. reconstructed attributes); ``success`` (B, T) is 0/1.
     """
 
     loss: Tensor

@@ -15,6 +15,7 @@ import numpy as np
 from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.interfaces import is_standalone_scenario
 from neurocomm.platform.rundir import ChunkedTable, RunDir, atomic_write_text
 from neurocomm.platform.topology import build_topology
 
@@ -22,7 +23,7 @@ RECORDS_PER_PART = 5000
 
 
 def is_standalone(cfg: RunConfig) -> bool:
-    return bool(getattr(registry.resolve("scenarios", cfg.scenario.name), "standalone", False))
+    return is_standalone_scenario(registry.resolve("scenarios", cfg.scenario.name))
 
 
 def standalone_graph(cfg: RunConfig) -> tuple[int, np.ndarray | None, Any]:

@@ -153,7 +153,8 @@ class Inventories:
 
 class NamingGame:
     Params = NamingGameParams
-    standalone = True  # the platform runs it by calling run_population, not the neural round loop
+    # the platform runs it through simulate_population, not the neural round loop
+    standalone = True
 
     def __init__(self, params: NamingGameParams | None = None) -> None:
         self.params = params or NamingGameParams()

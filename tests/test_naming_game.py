@@ -234,12 +234,11 @@ def test_params_are_checked(kwargs: dict[str, Any], field: str) -> None:
         NamingGameParams(**kwargs)
 
 
-def test_shipped_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_config_validates() -> None:
     from neurocomm.platform import registry
     from neurocomm.platform.config import load_config
 
-    if "naming-game" not in registry.names("scenarios"):  # until the entry point is wired
-        monkeypatch.setitem(registry._registered["scenarios"], "naming-game", NamingGame)
+    assert registry.resolve("scenarios", "naming-game") is NamingGame  # the entry point
     cfg = load_config(REPO / "configs" / "naming_game.yaml")
     assert cfg.scenario.name == "naming-game"
     assert cfg.scenario.params == {"order": "direct"}

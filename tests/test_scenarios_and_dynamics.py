@@ -50,7 +50,10 @@ def test_reconstruction_run_reports_training_and_heldout_success(tmp_path: Path)
     last = df[df["round"] == df["round"].max()]
     assert last["heldout_success"].notna().all()
     assert last["eval_success"].mean() > 0.5  # 16 objects: chance is 1/16
-    assert last["heldout_success"].mean() >= 0.0
+    # The held-out objects were never trained on: success on them stays below success on the
+    # trained ones (a split that leaked training objects would score like "eval"). At this size
+    # the language does not generalise: held-out success is 0.0 on both edges (seed 7).
+    assert (last["heldout_success"] < last["eval_success"]).all()
 
 
 def test_referential_variants() -> None:
