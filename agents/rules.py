@@ -148,11 +148,18 @@ def evaluate_tokens(
     agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch, vocab_size: int
 ) -> Decision:
     """The listener's decision on complete (greedy) messages, read up to their end; no learning."""
-    lengths = message_lengths(tokens)
     with torch.no_grad():
-        states = agent.comprehend(F.one_hot(tokens, vocab_size).float())
-        idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
-        return scenario.decide(agent, states.gather(1, idx), batch)
+        return _decide_at_end(agent, scenario, tokens, batch, vocab_size)[0]
+
+
+def _decide_at_end(
+    agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch, vocab_size: int
+) -> tuple[Decision, Tensor]:
+    """The listener reads token messages and decides at each one's end → (decision, lengths)."""
+    lengths = message_lengths(tokens)
+    states = agent.comprehend(F.one_hot(tokens, vocab_size).float())
+    idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
+    return scenario.decide(agent, states.gather(1, idx), batch), lengths
 
 
 class Reinforce:
@@ -221,10 +228,7 @@ class Reinforce:
         groups: int,
     ) -> Heard:
         check_row_groups(len(wire), groups)
-        lengths = message_lengths(wire)
-        states = agent.comprehend(F.one_hot(wire, vocab_size).float())
-        idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
-        decision = scenario.decide(agent, states.gather(1, idx), batch)
+        decision, lengths = _decide_at_end(agent, scenario, wire, batch, vocab_size)
         losses = _group_means(decision.loss, groups)
         _backward(losses.sum())
         values = losses.detach().tolist()

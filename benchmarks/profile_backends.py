@@ -48,7 +48,7 @@ from harness import clean_scratch, probed  # noqa: E402
 PHASES = [
     ("game sampling (numpy)", ("game_batch", "_eval_batch", "AgentShard._batch", "Batch.concat")),
     ("per-edge noise generators", ("edge_noise", "GroupNoise.__call__", "torch_generator")),
-    ("cohort set-up (stack parameters)", ("AgentShard._cohorts", "StackedNeuroAI.__init__")),
+    ("cohort set-up (stack parameters)", ("AgentShard._cohorts", "stacked_weights")),
     ("evaluation", ("AgentShard._evaluate", "AgentShard._greedy_tokens")),
     ("message logging", ("AgentShard._log",)),
     ("Adam step", ("Adam.step", "Optimizer.zero_grad", "_use_grad")),
@@ -231,14 +231,14 @@ def phase_times(rounds: int) -> dict[str, dict[str, float]]:
     from harness import referential_config, timed_run
 
     from neurocomm.agents import rules
-    from neurocomm.platform import shard
+    from neurocomm.platform import games, shard
 
     out: dict[str, dict[str, float]] = {}
     acc: collections.Counter[str] = collections.Counter()
     wraps = [(shard.AgentShard, "produce", "produce"), (shard.AgentShard, "listen", "listen"),
              (shard.AgentShard, "learn", "learn"),
              (shard.AgentShard, "_cohorts", "  cohorts (stack parameters)"),
-             (shard, "game_batch", "  game sampling (numpy)"), (shard, "edge_noise", "  noise generators"),
+             (games, "game_batch", "  game sampling (numpy)"), (games, "edge_noise", "  noise generators"),
              (rules.GumbelSoftmax, "speak", "  speaker forward"),
              (rules.GumbelSoftmax, "listen", "  listener forward+backward"),
              (rules.GumbelSoftmax, "learn", "  speaker backward"), (torch.optim.Adam, "step", "  Adam step")]

@@ -15,7 +15,7 @@ and puts it back.
 * ``ray-numpy``: as ``ray-copy``, and the tensors cross Ray as numpy arrays (Ray's zero-copy
   path) instead of torch tensors (pickled through ``torch.save``).
 * ``local-once``: each edge's games are sampled once per round instead of twice (speaker and
-  listener both rebuild them): ``shard.game_batch`` is memoised.
+  listener both rebuild them): ``games.game_batch`` is memoised.
 * ``local-unstacked``: the shard computes each agent alone (``NeuroAIAgent.stacked`` hidden),
   i.e. the code before stacked cohorts, to see what stacking buys at each size.
 """
@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from harness import clean_scratch, referential_config, timed_run  # noqa: E402
 
 from neurocomm.platform import backends as nc_backends  # noqa: E402
-from neurocomm.platform import shard as nc_shard  # noqa: E402
+from neurocomm.platform import games as nc_games  # noqa: E402
 from neurocomm.platform.shard import AgentShard  # noqa: E402
 
 
@@ -111,7 +111,7 @@ def shard_class(cls: type) -> Iterator[None]:
 
 @contextlib.contextmanager
 def games_once() -> Iterator[None]:
-    original = nc_shard.game_batch
+    original = nc_games.game_batch
     memo: dict[tuple[int, int, Any], Any] = {}
 
     def cached(cfg: Any, scenario: Any, round_: int, edge: Any) -> Any:
@@ -122,11 +122,11 @@ def games_once() -> Iterator[None]:
             memo[key] = original(cfg, scenario, round_, edge)
         return memo[key]
 
-    nc_shard.game_batch = cached
+    nc_games.game_batch = cached
     try:
         yield
     finally:
-        nc_shard.game_batch = original
+        nc_games.game_batch = original
 
 
 @contextlib.contextmanager

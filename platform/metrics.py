@@ -52,10 +52,12 @@ class EdgeStats:
     heldout_success: float = math.nan  # greedy evaluation on the fixed "heldout" set
 
     def update(self, other: EdgeStats) -> None:
-        """Take every value ``other`` measured (reports of one edge from several shards)."""
+        """Take every value ``other`` measured (one edge's reports from its speaker's and its
+        listener's shards); a field still at its default was not measured there."""
         for f in dataclasses.fields(self):
             value = getattr(other, f.name)
-            if not (isinstance(value, float) and math.isnan(value)) and value != f.default:
+            unmeasured = math.isnan(value) if isinstance(value, float) else value == f.default
+            if not unmeasured:
                 setattr(self, f.name, value)
 
     def set_eval(self, split: str, success: float) -> None:
