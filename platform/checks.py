@@ -37,6 +37,7 @@ from neurocomm.platform.interfaces import (
     Utterance,
     check_model_class,
     is_standalone_scenario,
+    scenario_splits,
     stacker,
 )
 
@@ -227,7 +228,7 @@ def _round_trips(model_cls: Any, scenario: Any) -> None:
 
 def _scenario_shapes(scenario: Any) -> None:
     spec = scenario.spec
-    for split in getattr(scenario, "splits", ("train", "eval")):
+    for split in scenario_splits(scenario):
         a = scenario.sample(np.random.default_rng(5), ROWS, split)
         b = scenario.sample(np.random.default_rng(5), ROWS, split)
         _expect(isinstance(a, Batch) and len(a) == ROWS,

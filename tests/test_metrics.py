@@ -24,6 +24,7 @@ from neurocomm.platform.metrics import (
 from neurocomm.platform.rundir import METRICS_SCHEMA as RUNDIR_METRICS_SCHEMA
 from neurocomm.platform.runner import metric_rows
 from neurocomm.platform.shard import ShardReport
+from tests.conftest import REPO
 
 
 def test_a_misspelt_metric_fails_where_it_is_written() -> None:
@@ -43,6 +44,18 @@ def test_schemas_are_generated_from_the_records() -> None:
     assert MESSAGES_SCHEMA.names == [f.name for f in dataclasses.fields(LoggedGame)]
     assert MESSAGES_SCHEMA.field("message").type == pa.list_(pa.int16())
     assert MESSAGES_SCHEMA.field("success").type == pa.bool_()
+
+
+def _documented_columns(title: str) -> list[str]:
+    text = (REPO / "docs" / "logs.md").read_text()
+    section = text.split(title, 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return [name.strip(" `") for cell in cells for name in cell.split(",")]
+
+
+def test_docs_list_exactly_the_generated_columns() -> None:
+    assert _documented_columns("## `metrics.parquet`") == METRICS_SCHEMA.names
+    assert _documented_columns("## `messages/`") == MESSAGES_SCHEMA.names
 
 
 def test_rows_fit_the_schema_and_unmeasured_values_are_nan(tmp_path: Path) -> None:
