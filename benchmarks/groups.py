@@ -207,7 +207,7 @@ def timed_until(data: dict[str, Any], threshold: float) -> dict[str, Any]:
     seen: dict[str, Any] = {}
 
     def on_report(index: int, report: Any) -> None:
-        values = [v["eval_success"] for v in report.edge_stats.values() if "eval_success" in v]
+        values = [s.eval_success for s in report.edge_stats.values() if not math.isnan(s.eval_success)]
         if values:
             seen["last"] = float(np.mean(values))
         if values and "round" not in seen and np.mean(values) >= threshold:

@@ -147,7 +147,7 @@ class TimedBackend:
         if self._inner.name != "local":  # Ray: the round is done when its reports are back
             self._done()
         self._probe.collected.append(time.perf_counter())
-        self._probe.games.append(sum(v.get("games", 0.0) for v in report.edge_stats.values()))
+        self._probe.games.append(sum(float(s.games) for s in report.edge_stats.values()))
         if self._on_report is not None:
             self._on_report(len(self._probe.collected) - 1, report)
         return report

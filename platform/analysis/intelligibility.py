@@ -122,7 +122,7 @@ def _listen_success(population: Population, listener: int, utterance: Any, batch
     if callable(getattr(rule, "evaluate", None)):
         decision = rule.evaluate(model, population.scenario, utterance.tokens, batch, vocab)
     else:
-        _, _, decision, _ = rule.listen(model, population.scenario, utterance.wire, batch, vocab)
+        decision = rule.listen(model, population.scenario, utterance.wire, batch, vocab, groups=1).decision
         model.zero_grad(set_to_none=True)
     return float(decision.success[:, 0].float().mean())
 
