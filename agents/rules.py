@@ -144,6 +144,17 @@ def _self_loss(
     return monitor.loss(agent, meaning, message, lengths)
 
 
+def _start_speaking(
+    agent: AgentModel, obs: Tensor, train: bool
+) -> tuple[Tensor, SelfMonitor | None, Any, Tensor | None]:
+    """The speaker's meaning, its self-monitor, the production state (one row per candidate
+    message) and which rows are greedy."""
+    meaning = agent.perceive(obs)
+    monitor = _monitor(agent)
+    state = agent.production_start(_candidates(meaning, monitor))
+    return meaning, monitor, state, _greedy_rows(len(meaning), monitor, train)
+
+
 def evaluate_tokens(
     agent: AgentModel, scenario: Scenario, tokens: Tensor, batch: Batch, vocab_size: int
 ) -> Decision:
@@ -185,10 +196,7 @@ class Reinforce:
         *, train: bool = True,
     ) -> Utterance:
         noise = noise_source(noise)
-        meaning = agent.perceive(obs)
-        monitor = _monitor(agent)
-        state = agent.production_start(_candidates(meaning, monitor))
-        greedy_rows = _greedy_rows(len(meaning), monitor, train)
+        meaning, monitor, state, greedy_rows = _start_speaking(agent, obs, train)
         symbol: Tensor | None = None
         tokens, logps, ents = [], [], []
         for _ in range(channel.max_len):
@@ -298,10 +306,7 @@ class GumbelSoftmax:
         *, train: bool = True,
     ) -> Utterance:
         noise = noise_source(noise)
-        meaning = agent.perceive(obs)
-        monitor = _monitor(agent)
-        state = agent.production_start(_candidates(meaning, monitor))
-        greedy_rows = _greedy_rows(len(meaning), monitor, train)
+        meaning, monitor, state, greedy_rows = _start_speaking(agent, obs, train)
         symbol: Tensor | None = None
         steps, ents = [], []
         for _ in range(channel.max_len):

@@ -5,6 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def check_object_space(n_attributes: int, n_values: int) -> None:
+    """The Params check every attribute-value game shares."""
+    if n_attributes < 1:
+        raise ValueError("n_attributes: must be >= 1")
+    if n_values < 2:
+        raise ValueError("n_values: must be >= 2")
+
+
 def one_hot_objects(objects: np.ndarray, n_values: int) -> np.ndarray:
     """(..., n_attributes) integer attributes → (..., n_attributes * n_values) float32 one-hot."""
     eye = np.eye(n_values, dtype=np.float32)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neurocomm.platform.interfaces import AgentModel, Batch, Decision, GameSpec
-from neurocomm.scenarios.objects import object_ids, objects_from_ids, one_hot_objects
+from neurocomm.scenarios.objects import check_object_space, object_ids, objects_from_ids, one_hot_objects
 
 
 class ReconstructionGame:
@@ -30,10 +30,7 @@ class ReconstructionGame:
         split_seed: int = 0
 
         def check(self) -> None:
-            if self.n_attributes < 1:
-                raise ValueError("n_attributes: must be >= 1")
-            if self.n_values < 2:
-                raise ValueError("n_values: must be >= 2")
+            check_object_space(self.n_attributes, self.n_values)
             if not 0.0 <= self.heldout_fraction < 1.0:
                 raise ValueError("heldout_fraction: must be in [0, 1)")
             n = self.n_values**self.n_attributes

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neurocomm.platform.interfaces import AgentModel, Batch, Decision, GameSpec
-from neurocomm.scenarios.objects import one_hot_objects
+from neurocomm.scenarios.objects import check_object_space, one_hot_objects
 
 
 class ReferentialGame:
@@ -35,10 +35,7 @@ class ReferentialGame:
         view_seed: int = 0
 
         def check(self) -> None:
-            if self.n_attributes < 1:
-                raise ValueError("n_attributes: must be >= 1")
-            if self.n_values < 2:
-                raise ValueError("n_values: must be >= 2")
+            check_object_space(self.n_attributes, self.n_values)
             if self.n_distractors < 1:
                 raise ValueError("n_distractors: must be >= 1")
             if self.n_distractors >= self.n_values**self.n_attributes:
