@@ -250,6 +250,11 @@ def check_agent_model(model_cls: Any) -> list[str]:
     """Check an agent model class against every registered scenario and rule."""
     why = check_model_class(model_cls)
     _expect(why is None, f"interface: {why}")
+    try:
+        hash(model_cls.Params())
+    except TypeError:
+        raise CheckFailed("params: Params must be hashable (a frozen dataclass; tuples, not lists): "
+                          "agents with equal params are computed together") from None
     played, used = [], set()
     for s_name, s_cls in _partners("scenarios"):
         scenario = _build("scenarios", s_cls)

@@ -262,8 +262,13 @@ def stacker(model: Any) -> Any:
 
 def model_family(model: Any) -> Any:
     """Models that may be stacked together share this key: their class and their ``params``
-    (a hashable frozen dataclass); a model without params is a family of its own."""
+    (a hashable frozen dataclass); a model without hashable params is a family of its own
+    (``neurocomm check`` tells the author)."""
     params = getattr(model, "params", None)
+    try:
+        hash(params)
+    except TypeError:
+        params = None
     return (type(model), params) if params is not None else (type(model), id(model))
 
 

@@ -3,6 +3,7 @@ plug-ins that break a contract (real broken plug-ins, played through the real ch
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,14 @@ class DeadParameter(NeuroAIAgent):
         self.unused = torch.nn.Parameter(torch.zeros(3))
 
 
+class UnhashableParams(NeuroAIAgent):
+    """Params with a list field: agents with equal params could not be found together."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Params(NeuroAIAgent.Params):
+        notes: list[str] = dataclasses.field(default_factory=list)
+
+
 class GlobalRandomGame(ReferentialGame):
     """Samples from numpy's global generator instead of the one it is given."""
 
@@ -78,9 +87,10 @@ class TupleListener(GumbelSoftmax):
 @pytest.mark.parametrize(("run", "broken", "message"), [
     (checks.check_agent_model, StackedWrongOwners, "grouping"),
     (checks.check_agent_model, DeadParameter, "gradient flow: no scenario or rule trains unused"),
+    (checks.check_agent_model, UnhashableParams, "params: Params must be hashable"),
     (checks.check_scenario, GlobalRandomGame, "determinism"),
     (checks.check_rule, TupleListener, "listen: must return an interfaces.Heard"),
-], ids=["wrong-stacking", "dead-parameter", "global-random", "tuple-listen"])
+], ids=["wrong-stacking", "dead-parameter", "unhashable-params", "global-random", "tuple-listen"])
 def test_kit_catches_a_broken_plugin(run: Any, broken: type, message: str) -> None:
     with pytest.raises(CheckFailed, match=message):
         run(broken)
