@@ -201,6 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurocomm: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        from neurocomm.platform.estimate import allocation_failure
+
+        problem = allocation_failure(err)
+        if problem is None:
+            raise  # a bug: developers keep the trace
+        return _fail(problem)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ from neurocomm.platform import seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.estimate import check_population
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
 from neurocomm.platform.shard import Edge, ShardReport
 from neurocomm.platform.topology import Topology, build_topology
@@ -49,6 +50,8 @@ def prepare(cfg: RunConfig) -> Topology:
             f"{cfg.training.edges_per_round} is more than the graph's {len(edges)} directed edges",
             path="training.edges_per_round",
         )
+    degrees = dict(topology.graph.degree())
+    check_population(cfg, n, max(degrees.values(), default=0))  # before any agent is built
     return topology
 
 
