@@ -128,6 +128,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = run_sweep(args.sweep, echo=_say)
     failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
     _say(f"{len(rows)} runs; {len(failed)} not finished")
+    if any(r["outcome"] in ("interrupted", "not run") for r in rows):
+        _say("interrupted: launch the sweep again to complete it")
+        return 130
     return 0 if not failed else 1
 
 

@@ -48,6 +48,10 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            # X | None: X's own message names the field that is wrong inside it
+            return convert(options[0], value, path)
         for arg in args:
             if arg is type(None):
                 continue
