@@ -18,7 +18,7 @@ from neurocomm.platform import seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
-from neurocomm.platform.estimate import check_population
+from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
 from neurocomm.platform.shard import Edge, ShardReport
 from neurocomm.platform.topology import Topology, build_topology
@@ -26,6 +26,11 @@ from neurocomm.platform.topology import Topology, build_topology
 
 def prepare(cfg: RunConfig) -> Topology:
     """Every check that needs the built graph; raises ConfigError before anything is written."""
+    if cfg.topology.file is None:
+        # sizes first: a population that cannot fit is refused before its graph is built
+        size = check_graph(cfg.topology.generator or "", dict(cfg.topology.params))
+        if size.nodes >= 1:
+            check_population(cfg, int(size.nodes), int(2 * size.edges / size.nodes))
     topology = build_topology(cfg.topology, cfg.seed)
     n = topology.n
     if cfg.population.size is not None and cfg.population.size != n:
