@@ -348,10 +348,14 @@ def check_population(cfg: Any, n_agents: int, max_degree: int, *, memory: int | 
                      where: str | None = None) -> PopulationEstimate:
     """The population's estimate; ConfigError when it cannot fit ``memory`` bytes (default: this
     machine) or when one process could not hold its share."""
-    est = estimate_population(cfg, n_agents, max_degree)
     budget, have = _budget(memory)
     if where is not None:
         have = where
+    store = cfg.runtime.object_store_mb * MB
+    if cfg.runtime.backend == "ray" and cfg.runtime.address is None and store > budget:
+        raise ConfigError(f"an object store of {fmt_bytes(store)} cannot fit; {have}",
+                          path="runtime.object_store_mb")
+    est = estimate_population(cfg, n_agents, max_degree)
     if not (est.total_bytes <= budget and est.per_actor_bytes <= budget):
         raise ConfigError(f"the population needs {est.line()}; {have}", path=_culprit(cfg, est))
     return est

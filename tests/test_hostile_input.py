@@ -65,6 +65,8 @@ SIZE_CASES = {
     "vocab 1e9": (["population.vocab_size=1000000000"], None, "population.vocab_size",
                   "parameters"),
     "batch 1e9": (["training.batch_size=1000000000"], None, "training.batch_size", "activations"),
+    "object store 1e9 MB": (["runtime.backend=ray", "runtime.object_store_mb=1000000000"], None,
+                            "runtime.object_store_mb", "object store"),
     "a million agents": (["topology.params.n=1000000", "runtime.backend=ray"], "cycle_graph",
                          "topology", "processes"),
 }

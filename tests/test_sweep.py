@@ -75,6 +75,11 @@ def test_sweep_runs_then_relaunch_skips_and_resumes(tmp_path: Path) -> None:
     assert sorted(r["outcome"] for r in rows) == ["finished", "skipped", "skipped", "skipped"]
     assert len(list(folder.glob("*/run.json"))) == 4
     assert main(["compare", str(folder)]) == 0
+    # a lost index (the sweep killed before it recorded a run): runs are found by config hash
+    (folder / "sweep.json").unlink()
+    rows = run_sweep(path, echo=lambda m: None)
+    assert [r["outcome"] for r in rows] == ["skipped"] * 4
+    assert len(list(folder.glob("*/run.json"))) == 4
 
 
 def _sweep_cli(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
