@@ -175,6 +175,13 @@ def plan_resources(
         need_mb = res.memory_mb * n_agents
         if need_mb > mem_mb:
             problems.append(f"{need_mb:.0f} MB of memory but the cluster has {mem_mb:.0f} MB")
+    if cfg.runtime.address is not None and cluster.get("memory"):
+        # joined a cluster: its memory, with one round's activations at their smallest
+        from neurocomm.platform.estimate import check_population, fmt_bytes
+
+        have = float(cluster["memory"])
+        check_population(cfg, n_agents, 1, memory=int(have / 0.8),
+                         where=f"the cluster has {fmt_bytes(have)} of memory")
     if problems:
         raise ConfigError(
             "the population does not fit the cluster: needs " + "; ".join(problems)

@@ -128,6 +128,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = run_sweep(args.sweep, echo=_say)
     failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
     _say(f"{len(rows)} runs; {len(failed)} not finished")
+    if any(r["outcome"] in ("interrupted", "not run") for r in rows):
+        _say("interrupted: launch the sweep again to complete it")
+        return 130
     return 0 if not failed else 1
 
 
@@ -220,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neurocomm: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        from neurocomm.platform.estimate import allocation_failure
+
+        problem = allocation_failure(err)
+        if problem is None:
+            raise  # a bug: developers keep the trace
+        return _fail(problem)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 # Read by Ray when it is imported: with it off, a local Ray binds and advertises 127.0.0.1
@@ -25,8 +26,19 @@ def loopback_environment() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+# ray.init is not thread-safe: two runs of a sweep starting at once would each start an
+# embedded Ray and the second loses its connection to the first's GCS. One session per process.
+_START_LOCK = threading.Lock()
+
+
 def ensure_ray(address: str | None, *, object_store_mb: int = 256, num_cpus: float | None = None) -> Any:
-    """``ray`` connected: to the running session, to ``address``, or to a new embedded one."""
+    """``ray`` connected: to the running session, to ``address``, or to a new embedded one
+    (thread-safe: the first caller starts it, the others reuse it)."""
+    with _START_LOCK:
+        return _ensure_ray(address, object_store_mb, num_cpus)
+
+
+def _ensure_ray(address: str | None, object_store_mb: int, num_cpus: float | None) -> Any:
     if address is None:
         loopback_environment()
     import ray

@@ -46,18 +46,31 @@ def resolve(group: str, name: str) -> Any:
             return eps[name].load()
         except ImportError as err:
             raise LookupError(
-                f"{name!r} is registered but its module failed to import ({err}); "
+                f"{name!r} is registered but its module failed to import ({_one_line(err)}); "
                 f"install the package that provides it"
             ) from err
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - a plug-in's own failure
+            raise LookupError(f"{name!r} is registered but importing it failed: {_one_line(err)}") from err
     if ":" in name:
         module_name, _, attr = name.partition(":")
+        # Importing runs the module's top-level code (docs/config.md#import-paths): whatever it
+        # raises, even SystemExit, is the user's plug-in failing, reported as one line.
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise LookupError(f"cannot import module {module_name!r} ({err})") from err
+            raise LookupError(f"cannot import module {module_name!r} ({_one_line(err)})") from err
+        except (Exception, SystemExit) as err:  # noqa: BLE001
+            raise LookupError(f"importing module {module_name!r} failed: {_one_line(err)}") from err
         try:
             return getattr(module, attr)
         except AttributeError as err:
             raise LookupError(f"module {module_name!r} has no attribute {attr!r}") from err
+        except Exception as err:  # noqa: BLE001 - a module-level __getattr__ failing
+            raise LookupError(f"module {module_name!r}: reading {attr!r} failed: {_one_line(err)}") from err
     allowed = ", ".join(names(group)) or "none registered"
     raise LookupError(f"unknown name {name!r}; allowed: {allowed} (or an import path pkg.mod:Name)")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.games import Edge
 from neurocomm.platform.interfaces import Backend
 from neurocomm.platform.metrics import MetricsRow
+from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
 from neurocomm.platform.shard import ShardReport
 from neurocomm.platform.topology import Topology, build_topology
@@ -27,6 +29,11 @@ from neurocomm.platform.topology import Topology, build_topology
 
 def prepare(cfg: RunConfig) -> Topology:
     """Every check that needs the built graph; raises ConfigError before anything is written."""
+    if cfg.topology.file is None:
+        # sizes first: a population that cannot fit is refused before its graph is built
+        size = check_graph(cfg.topology.generator or "", dict(cfg.topology.params))
+        if size.nodes >= 1:
+            check_population(cfg, int(size.nodes), int(2 * size.edges / size.nodes))
     topology = build_topology(cfg.topology, cfg.seed)
     n = topology.n
     if cfg.population.size is not None and cfg.population.size != n:
@@ -52,6 +59,8 @@ def prepare(cfg: RunConfig) -> Topology:
             f"{cfg.training.edges_per_round} is more than the graph's {len(edges)} directed edges",
             path="training.edges_per_round",
         )
+    degrees = dict(topology.graph.degree())
+    check_population(cfg, n, max(degrees.values(), default=0))  # before any agent is built
     return topology
 
 
@@ -124,11 +133,20 @@ class RunResult:
 
 
 class _StopFlag:
-    """Ctrl-C asks the run to stop after the current round (a second Ctrl-C interrupts)."""
+    """Ctrl-C asks the run to stop after the current round (a second Ctrl-C interrupts).
 
-    def __init__(self) -> None:
+    ``external(round)``, when given, is asked before each round is submitted: a sweep running
+    this run in a worker thread (where no signal handler can be installed) stops it that way."""
+
+    def __init__(self, external: Callable[[int], bool] | None = None) -> None:
         self.stop = False
+        self.external = external
         self._previous: Any = None
+
+    def check(self, round_: int) -> bool:
+        if not self.stop and self.external is not None and self.external(round_):
+            self.stop = True
+        return self.stop
 
     def __enter__(self) -> _StopFlag:
         try:
@@ -160,7 +178,7 @@ def checkpoint_payload(
 
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
-        echo: Any = None) -> RunResult:
+        echo: Any = None, stop: Callable[[int], bool] | None = None) -> RunResult:
     """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
     (or, with ``resume``, continues the given one from its last checkpoint)."""
     topology = topology or prepare(cfg)
@@ -187,7 +205,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
         for place in backend.placement():
             run_dir.event("placement", **place)
         run_dir.update_status(status="running", backend=backend.name, n_agents=topology.n)
-        status = loop.play()
+        status = loop.play(stop)
     except BaseException as err:
         run_dir.update_status(status="crashed")
         run_dir.event("crashed", error=repr(err))
@@ -213,6 +231,7 @@ class _RoundLoop:
         self.last_success: dict[int, float] = {}
         self.recoveries = 0
         self.generations = {i: 0 for i in range(topology.n)}
+        self.checkpointed = -1
 
     def needs_state(self, rounds_done: int) -> bool:
         every = self.cfg.logging.checkpoint_every
@@ -220,6 +239,7 @@ class _RoundLoop:
 
     def checkpoint(self, done: int) -> None:
         _checkpoint(self.cfg, self.run_dir, self.backend, done, self.metrics, self.messages)
+        self.checkpointed = done
 
     def restore(self) -> None:
         """Back to the last checkpoint: agents' state, log chunks, round counter."""
@@ -231,11 +251,12 @@ class _RoundLoop:
         self.backend.set_state(ckpt["agents"])
         self.generations = {int(i): int(a.get("generation", 0)) for i, a in ckpt["agents"].items()}
         self.done = int(ckpt["rounds_done"])
+        self.checkpointed = self.done
 
-    def play(self) -> str:
+    def play(self, stop: Callable[[int], bool] | None = None) -> str:
         total = self.cfg.training.rounds
         progress = Progress(total, self.cfg.logging.progress)
-        with _StopFlag() as flag:
+        with _StopFlag(stop) as flag:
             while True:
                 try:
                     self._play_until_done_or_stopped(flag, progress)
@@ -285,12 +306,14 @@ class _RoundLoop:
         while True:
             # Keep up to two rounds in flight, but never run past a round whose end must be
             # checkpointed: the agents' state is read between rounds.
-            while (r < total and not flag.stop and len(pending) < 2
+            while (r < total and not flag.check(r) and len(pending) < 2
                    and not (pending and self.needs_state(pending[-1][0] + 1))):
                 self._turnover(r)
                 pending.append((r, self.backend.submit_round(r, round_edges(cfg, self.topology, r))))
                 r += 1
             if not pending:
+                if flag.stop and self.checkpointed != self.done:
+                    self.checkpoint(self.done)  # asked to stop between rounds
                 return
             round_, handle = pending.popleft()
             report = self.backend.collect(handle)

@@ -16,6 +16,7 @@ from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.interfaces import is_standalone_scenario
+from neurocomm.platform.estimate import check_standalone
 from neurocomm.platform.rundir import ChunkedTable, RunDir, atomic_write_text
 from neurocomm.platform.topology import build_topology
 
@@ -33,6 +34,7 @@ def standalone_graph(cfg: RunConfig) -> tuple[int, np.ndarray | None, Any]:
         n = topo.params.get("n")
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise ConfigError("complete_graph needs an integer n >= 2", path="topology.params.n")
+        check_standalone(n)
         size = cfg.population.size
         if size is not None and size != n:
             raise ConfigError(f"population.size is {size} but the graph has {n} nodes",

@@ -14,6 +14,11 @@ A sweep file (docs/config.md#sweeps)::
 Every point is validated before anything runs. Runs land in ``{dir}/{name}/``, indexed by
 ``sweep.json``; re-launching skips finished runs and resumes stopped ones from their last
 checkpoint. ``summary.csv`` holds one row per run; ``neurocomm compare {dir}/{name}`` reads it.
+
+Points run in threads of one process sharing one Ray session (started once, before the pool).
+Ctrl-C stops the sweep: running points checkpoint and stop after their current round, points
+not started are left for the next launch, and ``summary.csv`` is written. A point that fails
+is recorded (``outcome: failed`` and its ``error``) and never stops the others.
 """
 
 from __future__ import annotations
@@ -21,18 +26,31 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from neurocomm.platform.config import RunConfig, apply_overrides, build_config, load_mapping
+from neurocomm.platform.config import (
+    RunConfig,
+    apply_overrides,
+    build_config,
+    check_name,
+    load_mapping,
+)
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.rundir import RunDir, atomic_write_text
 from neurocomm.platform.typed import from_mapping
+
+MAX_RUNS = 10_000  # points x seeds in one sweep
+# Fault hook for tests and drills: the sweep sends itself SIGINT (a real Ctrl-C) when any of
+# its runs is about to play this round.
+FAULT_SIGINT_ENV = "NEUROCOMM_FAULT_SWEEP_SIGINT_AT_ROUND"
 
 
 @dataclass(frozen=True)
@@ -74,8 +92,8 @@ class RandomSearch:
     seed: int = 0
 
     def check(self) -> None:
-        if self.samples < 1:
-            raise ValueError("samples: must be >= 1")
+        if not 1 <= self.samples <= MAX_RUNS:
+            raise ValueError(f"samples: must be in 1..{MAX_RUNS}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ class SweepConfig:
     on_existing: Literal["skip", "rerun"] = "skip"
 
     def check(self) -> None:
+        check_name(self.name)
         if not self.seeds:
             raise ValueError("seeds: at least one seed")
         if self.max_concurrent < 1:
@@ -98,6 +117,11 @@ class SweepConfig:
         for key, values in self.grid.items():
             if not values:
                 raise ValueError(f"grid: {key} has no values")
+        runs = math.prod(len(v) for v in self.grid.values()) * len(self.seeds)
+        runs *= self.random.samples if self.random is not None else 1
+        if runs > MAX_RUNS:
+            raise ValueError(f"grid: the sweep would make {runs} runs (grid x samples x seeds); "
+                             f"at most {MAX_RUNS}")
 
 
 @dataclass(frozen=True)
@@ -171,21 +195,82 @@ class SweepIndex:
             atomic_write_text(self.path, json.dumps(self.entries, indent=2, default=str))
 
 
-def _existing(entry: dict[str, Any] | None) -> tuple[RunDir | None, str]:
-    if not entry or not Path(entry.get("run_dir", "")).is_dir():
-        return None, "new"
-    run_dir = RunDir(Path(entry["run_dir"]))
-    try:
-        status = run_dir.status().get("status", "")
-    except Exception:  # noqa: BLE001 - an unreadable run is rerun
-        return None, "new"
-    if status == "finished":
-        return run_dir, "finished"
-    return (run_dir, "resume") if run_dir.checkpoints() else (None, "new")
+def _existing(entry: dict[str, Any] | None, folder: Path, point: SweepPoint) -> tuple[RunDir | None, str]:
+    """What is on disk for ``point``: ``finished``, ``resume`` (a checkpoint to continue from),
+    or ``new``. A run the index lost (the sweep was killed before recording it) is found by its
+    config hash."""
+    candidates = []
+    if entry and entry.get("run_dir") and Path(entry["run_dir"]).is_dir():
+        candidates.append(Path(entry["run_dir"]))
+    digest = point.config.digest()
+    for status_file in sorted(folder.glob("*/run.json")):
+        try:
+            if json.loads(status_file.read_text()).get("config_hash") == digest:
+                candidates.append(status_file.parent)
+        except (OSError, ValueError, AttributeError):
+            continue
+    resumable = None
+    for path in candidates:
+        run_dir = RunDir(path)
+        try:
+            status = run_dir.status().get("status", "")
+            checkpoints = run_dir.checkpoints()
+        except Exception:  # noqa: BLE001 - an unreadable run is not reused
+            continue
+        if status == "finished":
+            return run_dir, "finished"
+        if checkpoints and resumable is None:
+            resumable = run_dir
+    return (resumable, "resume") if resumable is not None else (None, "new")
+
+
+class _Interrupt:
+    """The sweep's Ctrl-C: the first asks every run to stop after its round, a second one
+    interrupts the driver."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: Any = None
+        fault = os.environ.get(FAULT_SIGINT_ENV, "")
+        self.fault_round = int(fault) if fault.strip().isdigit() else None
+        self._fault_fired = False
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def should_stop(self, round_: int) -> bool:
+        """Asked by each run before it plays ``round_``."""
+        if self.fault_round is not None and round_ >= self.fault_round and not self._fault_fired:
+            self._fault_fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+            self.event.wait(10)  # the handler runs in the main thread
+        return self.event.is_set()
+
+
+def _start_ray(points: list[SweepPoint]) -> None:
+    """One Ray session for the whole sweep, started before any thread needs it."""
+    ray_points = [p for p in points if p.config.runtime.backend == "ray"]
+    if ray_points:
+        from neurocomm.platform.raysession import ensure_ray
+
+        rt = ray_points[0].config.runtime
+        ensure_ray(rt.address, object_store_mb=rt.object_store_mb)
 
 
 def run_sweep(path: str | Path, echo: Any = print) -> list[dict[str, Any]]:
-    """Run (or continue) every point of the sweep; returns the summary rows."""
+    """Run (or continue) every point of the sweep; returns the summary rows (outcomes:
+    finished, skipped, failed, interrupted, not run)."""
     from neurocomm.platform.runner import prepare, run
     from neurocomm.platform.topology import Topology
 
@@ -195,33 +280,58 @@ def run_sweep(path: str | Path, echo: Any = print) -> list[dict[str, Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     index = SweepIndex(folder)
     echo(f"sweep {sweep.name}: {len(points)} runs in {folder} ({sweep.max_concurrent} at a time)")
+    _start_ray(points)
 
-    def one(point: SweepPoint) -> dict[str, Any]:
-        run_dir, state = _existing(index.get(point.key))
+    def one(point: SweepPoint, interrupt: _Interrupt) -> dict[str, Any]:
+        if interrupt.event.is_set():
+            return _row(point, None, "not run")
+        run_dir, state = _existing(index.get(point.key), folder, point)
         if state == "finished" and sweep.on_existing == "skip":
             echo(f"  {point.key}: already finished, skipped")
             return _row(point, run_dir, "skipped")
-        if state == "resume":
-            echo(f"  {point.key}: resuming {run_dir.path.name}")
-            result = run(point.config, topology=Topology.load(run_dir.path / "topology.json"),
-                         resume=run_dir)
-        else:
-            result = run(point.config, topology=topologies[point.key])
+        try:
+            if state == "resume":
+                echo(f"  {point.key}: resuming {run_dir.path.name}")
+                result = run(point.config, topology=Topology.load(run_dir.path / "topology.json"),
+                             resume=run_dir, stop=interrupt.should_stop)
+            else:
+                result = run(point.config, topology=topologies[point.key], stop=interrupt.should_stop)
+        except Exception as err:  # noqa: BLE001 - one failing point never stops the others
+            error = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+            entry = {**(index.get(point.key) or {}), "overrides": point.overrides,
+                     "seed": point.seed, "status": "failed", "error": error}
+            index.put(point.key, entry)
+            echo(f"  {point.key}: failed: {error}")
+            failed_dir = entry.get("run_dir")
+            row = _row(point, RunDir(Path(failed_dir)) if failed_dir else None, "failed")
+            return {**row, "error": error}
         index.put(point.key, {"run_dir": str(result.run_dir), "overrides": point.overrides,
                               "seed": point.seed, "status": result.status})
         echo(f"  {point.key}: {result.status}, mean success {result.mean_success:.3f}")
         return _row(point, RunDir(result.run_dir), result.status)
 
-    with ThreadPoolExecutor(max_workers=sweep.max_concurrent) as pool:
-        rows = list(pool.map(one, points))
-    _write_summary(folder, rows)
-    return rows
+    rows: list[dict[str, Any] | None] = [None] * len(points)
+    with _Interrupt() as interrupt, ThreadPoolExecutor(max_workers=sweep.max_concurrent) as pool:
+        futures = {pool.submit(one, p, interrupt): i for i, p in enumerate(points)}
+        try:
+            wait(futures)
+        finally:
+            # also on a second Ctrl-C: what is known is summarised before the driver exits
+            interrupt.event.set()
+            for future, i in futures.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    rows[i] = future.result()
+            done = [r if r is not None else _row(points[i], None, "not run")
+                    for i, r in enumerate(rows)]
+            _write_summary(folder, done)
+    return done
 
 
 def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, Any]:
     status = run_dir.status() if run_dir else {}
     row: dict[str, Any] = {"point": point.index, "seed": point.seed, "name": point.config.name,
-                           "outcome": outcome, "run_dir": str(run_dir.path) if run_dir else "",
+                           "outcome": outcome, "error": "",
+                           "run_dir": str(run_dir.path) if run_dir else "",
                            "rounds_done": status.get("rounds_done"),
                            "wall_time": status.get("wall_time")}
     row.update({f"set:{k}": v for k, v in point.overrides.items()})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ import numpy as np
 
 from neurocomm.platform.config import TopologyConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.estimate import (
+    BYTES_PER_EDGE,
+    GRAPH_COPIES,
+    USABLE_FRACTION,
+    check_graph,
+    fmt_bytes,
+    machine_memory,
+)
 
 Edge = tuple[int, int]
 
@@ -48,6 +57,13 @@ def _read_file(cfg: TopologyConfig) -> nx.Graph:
     path = Path(cfg.file or "")
     if not path.is_file():
         raise ConfigError(f"graph file {str(path)!r} not found", path="topology.file")
+    size = path.stat().st_size
+    # every edge takes at least 4 bytes of file ("1 2\n"), and a few hundred bytes once read
+    need = GRAPH_COPIES * BYTES_PER_EDGE * size / 4
+    if need > USABLE_FRACTION * machine_memory():
+        raise ConfigError(f"graph file {str(path)!r} ({fmt_bytes(size)}) may need up to "
+                          f"{fmt_bytes(need)} to read; {fmt_bytes(machine_memory())} on this machine",
+                          path="topology.file")
     fmt = cfg.format
     if fmt == "auto":
         fmt = "graphml" if path.suffix.lower() in (".graphml", ".xml") else "edgelist"
@@ -64,8 +80,11 @@ def _read_file(cfg: TopologyConfig) -> nx.Graph:
                     raise ValueError(f"line {i + 1}: expected 'u v' or 'u v weight'")
                 attrs = {cfg.weight: float(row[2])} if len(row) == 3 else {}
                 graph.add_edge(row[0], row[1], **attrs)
-    except (ValueError, nx.NetworkXError, OSError) as err:
-        raise ConfigError(f"cannot read graph file {str(path)!r}: {err}", path="topology.file") from None
+    except Exception as err:  # noqa: BLE001 - any failure to parse a user's file is a config error
+        # (malformed XML raises ParseError, a bad attribute type KeyError, ...)
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(f"cannot read graph file {str(path)!r}: {type(err).__name__}: {reason}",
+                          path="topology.file") from None
     return graph
 
 
@@ -94,6 +113,7 @@ def build_graph(cfg: TopologyConfig, seed: int) -> nx.Graph:
         fn = _generator(cfg.generator or "")
         kwargs = dict(cfg.params)
         _check_probabilities(kwargs)
+        check_graph(cfg.generator or "", kwargs)  # before anything is allocated
         if _accepts(fn, "seed") and "seed" not in kwargs:
             kwargs["seed"] = seed
         try:
@@ -122,9 +142,10 @@ def build_graph(cfg: TopologyConfig, seed: int) -> nx.Graph:
         relabelled.nodes[i]["label"] = str(node)
     for u, v, data in relabelled.edges(data=True):
         w = data.get(cfg.weight, 1.0)
-        if not isinstance(w, int | float) or not w > 0:
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 < w < math.inf:
             raise ConfigError(
-                f"edge ({u}, {v}) has weight {w!r}; weights must be > 0", path="topology.weight"
+                f"edge ({u}, {v}) has weight {w!r}; weights must be > 0 and finite",
+                path="topology.weight",
             )
         data["weight"] = float(w)
     if relabelled.number_of_nodes() < 2:
@@ -211,4 +232,21 @@ def build_topology(cfg: TopologyConfig, seed: int) -> Topology:
                     )
         changes.append((change.at_round, [tuple(e) for e in change.add_edges],
                         [tuple(e) for e in change.remove_edges]))
-    return Topology(graph, sorted(changes, key=lambda c: c[0]))
+    topology = Topology(graph, sorted(changes, key=lambda c: c[0]))
+    _check_schedule(topology, cfg)
+    return topology
+
+
+def _check_schedule(topology: Topology, cfg: TopologyConfig) -> None:
+    """Every graph the schedule makes keeps the promises of the first: no self-loops (the
+    changes refuse them) and no agent left without a partner."""
+    for at, _, _ in topology.changes:
+        graph = topology.graph_at(at)
+        isolated = sorted(nx.isolates(graph))
+        if isolated:
+            i = next(k for k, c in enumerate(cfg.schedule) if c.at_round == at)
+            raise ConfigError(
+                f"from round {at} on, nodes {isolated[:10]} have no partner; every agent needs "
+                "at least one edge at every round",
+                path=f"topology.schedule[{i}].remove_edges",
+            )

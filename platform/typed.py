@@ -8,6 +8,7 @@ Errors are :class:`ConfigError` carrying the dotted field path.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -16,7 +17,9 @@ from neurocomm.platform.errors import ConfigError
 
 T = TypeVar("T")
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_TYPE_NAMES = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+# Integers end up in numpy and torch: anything outside int64 is a mistake, not a size.
+INT_LIMIT = 2**63
 
 
 def _describe(tp: Any) -> str:
@@ -45,6 +48,10 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            # X | None: X's own message names the field that is wrong inside it
+            return convert(options[0], value, path)
         for arg in args:
             if arg is type(None):
                 continue
@@ -76,10 +83,18 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            if -INT_LIMIT <= value < INT_LIMIT:
+                return value
+            raise ConfigError(f"{value} is out of range; allowed: integers of at most 63 bits",
+                              path=path)
     elif tp is float:
+        # inf and nan are never a sensible rate, probability or coefficient: a run would
+        # "finish" with NaN weights
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            if isinstance(value, int) and not -INT_LIMIT <= value < INT_LIMIT:
+                raise ConfigError(f"{value} is out of range for a number", path=path)
+            if math.isfinite(value):
+                return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value

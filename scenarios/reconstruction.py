@@ -7,6 +7,7 @@ success (split ``heldout``) is reported apart from success on the training objec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,8 +34,11 @@ class ReconstructionGame:
             check_object_space(self.n_attributes, self.n_values)
             if not 0.0 <= self.heldout_fraction < 1.0:
                 raise ValueError("heldout_fraction: must be in [0, 1)")
-            n = self.n_values**self.n_attributes
-            if self.heldout_fraction > 0 and int(round(self.heldout_fraction * n)) < 1:
+            # in logarithms: n_values ** n_attributes can be a number too big to build
+            log_n = self.n_attributes * math.log(self.n_values)
+            if self.heldout_fraction > 0 and log_n < 60 and int(
+                round(self.heldout_fraction * self.n_values**self.n_attributes)
+            ) < 1:
                 raise ValueError("heldout_fraction: too small to hold out a single object")
 
     def __init__(self, params: ReconstructionGame.Params | None = None) -> None:

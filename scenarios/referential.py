@@ -7,6 +7,7 @@ and picks one. Reward 1 on success.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +39,9 @@ class ReferentialGame:
             check_object_space(self.n_attributes, self.n_values)
             if self.n_distractors < 1:
                 raise ValueError("n_distractors: must be >= 1")
-            if self.n_distractors >= self.n_values**self.n_attributes:
+            # n_values ** n_attributes is only built when it is small: it can be too big to compute
+            small = self.n_attributes * math.log2(self.n_values) < 62
+            if small and self.n_distractors >= self.n_values**self.n_attributes:
                 raise ValueError("n_distractors: must be below the number of distinct objects")
 
     def __init__(self, params: ReferentialGame.Params | None = None) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +14,8 @@ import yaml
 
 from neurocomm.platform.cli import main
 from neurocomm.platform.errors import ConfigError
-from neurocomm.platform.sweep import load_sweep, run_sweep
-from tests.conftest import tiny_config
+from neurocomm.platform.sweep import FAULT_SIGINT_ENV, load_sweep, run_sweep
+from tests.conftest import REPO, tiny_config
 
 
 def write_sweep(tmp_path: Path, **extra: object) -> Path:
@@ -72,3 +75,80 @@ def test_sweep_runs_then_relaunch_skips_and_resumes(tmp_path: Path) -> None:
     assert sorted(r["outcome"] for r in rows) == ["finished", "skipped", "skipped", "skipped"]
     assert len(list(folder.glob("*/run.json"))) == 4
     assert main(["compare", str(folder)]) == 0
+    # a lost index (the sweep killed before it recorded a run): runs are found by config hash
+    (folder / "sweep.json").unlink()
+    rows = run_sweep(path, echo=lambda m: None)
+    assert [r["outcome"] for r in rows] == ["skipped"] * 4
+    assert len(list(folder.glob("*/run.json"))) == 4
+
+
+def _sweep_cli(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "neurocomm.platform.cli", "sweep", str(path)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+def test_concurrent_ray_sweep_interrupted_then_relaunched_completes(tmp_path: Path) -> None:
+    """Two points at once on one Ray session; a real SIGINT at round 3 (fault hook) stops the
+    sweep with a summary; the relaunch resumes what was stopped and runs what was not."""
+    path = write_sweep(
+        tmp_path, grid={"population.agent.lr": [0.001, 0.003, 0.01]}, seeds=[0],
+        set={"training.rounds": 12, "runtime.backend": "ray", "logging.checkpoint_every": 2})
+    folder = tmp_path / "sweeps" / "s"
+    first = _sweep_cli(path, {FAULT_SIGINT_ENV: "3"})
+    assert first.returncode == 130, first.stdout + first.stderr
+    assert "Traceback" not in first.stderr and "GCS" not in first.stderr
+    summary = pd.read_csv(folder / "summary.csv")
+    assert len(summary) == 3
+    outcomes = list(summary["outcome"])
+    assert "interrupted" in outcomes and set(outcomes) <= {"interrupted", "not run", "finished"}
+    stopped = summary[summary["outcome"] == "interrupted"]
+    for run_dir in stopped["run_dir"]:
+        assert list((Path(run_dir) / "checkpoints").iterdir()), run_dir  # stopped cleanly
+    second = _sweep_cli(path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    summary = pd.read_csv(folder / "summary.csv")
+    assert sorted(summary["point"]) == [0, 1, 2]
+    assert set(summary["outcome"]) <= {"finished", "skipped"}
+    assert (summary["rounds_done"] == 12).all()
+    run_dirs = sorted(p.parent for p in folder.glob("*/run.json"))
+    assert len(run_dirs) == 3  # the interrupted runs were resumed, not started again
+    for run_dir in stopped["run_dir"]:
+        events = (Path(run_dir) / "events.log").read_text()
+        assert '"resumed"' in events
+
+
+def test_failing_point_never_stops_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_sweep(tmp_path, grid={"population.agent.model": [
+        "neuroai-rnn", "sweep_plugins:BrokenAgent"]}, seeds=[0, 1])
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        rows = run_sweep(path, echo=lambda m: None)
+        assert sorted(r["outcome"] for r in rows) == ["failed", "failed", "finished", "finished"]
+        summary = pd.read_csv(tmp_path / "sweeps" / "s" / "summary.csv")
+        broken = summary[summary["outcome"] == "failed"]
+        assert len(broken) == 2 and broken["error"].str.contains("deliberate failure").all()
+        index = json.loads((tmp_path / "sweeps" / "s" / "sweep.json").read_text())
+        assert sum("deliberate failure" in e.get("error", "") for e in index.values()) == 2
+        # the relaunch keeps the finished points and tries the failed ones again
+        assert main(["sweep", str(path)]) == 1
+        assert "2 not finished" in capsys.readouterr().out
+    finally:
+        sys.path.remove(str(REPO / "tests"))
+
+
+@pytest.mark.parametrize("extra, field", [
+    ({"name": ".."}, "name"),
+    ({"name": "a/b"}, "name"),
+    ({"random": {"samples": 100_000_000, "space": {"seed": {"randint": [0, 9]}}}},
+     "random.samples"),
+    ({"grid": {"population.agent.lr": [0.001] * 200, "training.batch_size": list(range(1, 201))}},
+     "grid"),
+])
+def test_unsafe_names_and_huge_sweeps_refused(extra: dict[str, object], field: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_sweep(tmp_path, **extra)
+    assert main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{path}: {field}" in err, err
+    assert not (tmp_path / "sweeps").exists() and not (tmp_path.parent / "s").exists()
