@@ -18,10 +18,10 @@ from neurocomm.platform import seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.games import Edge
 from neurocomm.platform.interfaces import Backend
 from neurocomm.platform.metrics import MetricsRow
-from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
 from neurocomm.platform.shard import ShardReport
 from neurocomm.platform.topology import Topology, build_topology

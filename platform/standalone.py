@@ -15,8 +15,8 @@ import numpy as np
 from neurocomm.platform import registry, seeding
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
-from neurocomm.platform.interfaces import is_standalone_scenario
 from neurocomm.platform.estimate import check_standalone
+from neurocomm.platform.interfaces import is_standalone_scenario
 from neurocomm.platform.rundir import ChunkedTable, RunDir, atomic_write_text
 from neurocomm.platform.topology import build_topology
 
