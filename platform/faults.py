@@ -61,6 +61,13 @@ _fired: set[Fault] = set()
 _writes = 0
 
 
+def reset() -> None:
+    """Forget which faults fired and how many writes were counted (for tests in one process)."""
+    global _writes
+    _fired.clear()
+    _writes = 0
+
+
 def _active(kind: str) -> list[Fault]:
     text = os.environ.get(ENV, "")
     if not text:

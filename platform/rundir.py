@@ -93,10 +93,10 @@ def fsync_dir(folder: Path) -> None:
 def _write_durably(path: Path, write: Any) -> None:
     """``write(tmp)`` to this process's temporary name, fsync it, rename it over ``path`` and
     fsync the folder; the temporary file is removed when anything fails (a full disk)."""
-    faults.before_write(path)
     tmp = temporary_name(path)
     try:
         write(tmp)
+        faults.before_write(path)  # after the write: a full disk leaves a partial temporary
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -309,6 +309,7 @@ class _RoundLoop:
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
         self.messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA)
         self.done = 0
+        self.last_checkpoint = -1
         self.last_success: dict[int, float] = {}
         self.recoveries = 0
         self.generations = {i: 0 for i in range(topology.n)}
@@ -326,6 +327,7 @@ class _RoundLoop:
         self.run_dir.save_checkpoint(done, payload)
         self.run_dir.update_status(rounds_done=done)
         self.run_dir.event("checkpoint", rounds_done=done)
+        self.last_checkpoint = done
 
     def restore(self) -> None:
         """Back to the newest intact checkpoint: agents' state, log chunks, round counter.
@@ -343,7 +345,7 @@ class _RoundLoop:
         self.messages = ChunkedTable(self.run_dir.messages_dir, MESSAGES_SCHEMA, parts[1])
         self.backend.set_state(ckpt["agents"])
         self.generations = {int(i): int(a.get("generation", 0)) for i, a in ckpt["agents"].items()}
-        self.done = restart.round
+        self.done = self.last_checkpoint = restart.round
         self.run_dir.update_status(rounds_done=self.done)  # the logs now end there
 
     def play(self) -> str:
@@ -409,6 +411,8 @@ class _RoundLoop:
                 pending.append((r, self.backend.submit_round(r, round_edges(cfg, self.topology, r))))
                 r += 1
             if not pending:
+                if flag.stop and self.last_checkpoint != self.done:
+                    self.checkpoint(self.done)  # stopped between rounds
                 return
             round_, handle = pending.popleft()
             report = self.backend.collect(handle)
