@@ -1,4 +1,5 @@
-"""Choosing and checking the checkpoint a run continues from (resume and shard recovery).
+"""Continuing a run: its config checked, the checkpoint it continues from chosen and checked
+(resume and shard recovery), and a run stopped cleanly when the disk is full.
 
 A checkpoint that is damaged (truncated, zeroed, failing its checksum, not loadable) is
 skipped for the newest intact one before it, and the caller records which and why. A
@@ -129,3 +130,43 @@ def drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
         for number in part_numbers(folder):
             if number >= keep:
                 (folder / f"part-{number:06d}.parquet").unlink()
+
+
+def check_config(run_dir: RunDir, digest: str, force: bool) -> str:
+    """The config hash the resumed run continues under; refuses an edited config unless forced."""
+    status = run_dir.status()
+    stored = status.get("config_hash")
+    if stored is None or digest == stored:
+        return digest
+    if not force:
+        raise RunDirError(
+            f"{run_dir.path}: config.yaml has changed since the run started (config hash {digest}, "
+            f"run.json has {stored}); restore it, or pass --force to continue with the new config"
+        )
+    history = [*status.get("config_history", []), stored]
+    run_dir.update_status(config_hash=digest, config_history=history)
+    run_dir.event("config_changed", old_hash=stored, new_hash=digest, forced=True)
+    return digest
+
+
+def stop_disk_full(run_dir: RunDir, rounds_done: int, err: OSError) -> RunDirError:
+    """Mark a run that hit a full disk ``stopped`` with the reason (not ``running``), remove its
+    temporary files, and say how to go on."""
+    run_dir.remove_temporaries()
+    where = err.filename or "a file"
+    with contextlib.suppress(ValueError):
+        where = str(Path(where).relative_to(run_dir.path))
+    checkpoints = run_dir.checkpoints()
+    last = checkpoints[-1][0] if checkpoints else None
+    reason = f"disk full (ENOSPC) while writing {where}"
+    try:
+        run_dir.update_status(status="stopped", reason=reason)
+    except OSError:  # no room for a new run.json: overwrite the old one where it lies
+        with contextlib.suppress(OSError):
+            run_dir.write_status_in_place({**run_dir.status(), "status": "stopped", "reason": reason})
+    with contextlib.suppress(OSError):
+        run_dir.event("stopped", reason=reason, rounds_done=rounds_done, last_checkpoint=last)
+    return RunDirError(
+        f"{run_dir.path}: {reason}; the run is stopped (last checkpoint: round {last}); free some "
+        f"space and run `neurocomm resume {run_dir.path}`"
+    )

@@ -100,9 +100,11 @@ def _write_durably(path: Path, write: Any) -> None:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.filename is None:  # say which file (pyarrow does not)
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     fsync_dir(path.parent)
 

@@ -18,7 +18,14 @@ from neurocomm.platform import faults, seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError, RunDirError
-from neurocomm.platform.resume import drop_parts_after, newest_intact, run_hashes, set_aside
+from neurocomm.platform.resume import (
+    check_config,
+    drop_parts_after,
+    newest_intact,
+    run_hashes,
+    set_aside,
+    stop_disk_full,
+)
 from neurocomm.platform.rundir import (
     MESSAGES_SCHEMA,
     METRICS_SCHEMA,
@@ -197,7 +204,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
         raise RunDirError(str(err)) from None
     lock = RunLock(resume.path).acquire() if resume is not None else None
     try:
-        run_hash = _check_config(resume, config_hash or cfg.digest(), force) if resume else cfg.digest()
+        run_hash = check_config(resume, config_hash or cfg.digest(), force) if resume else cfg.digest()
         # Actors first: a population the cluster cannot hold is refused before anything is written.
         backend = make_backend(cfg, topology.n)
         try:
@@ -213,23 +220,6 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     finally:
         if lock is not None:
             lock.release()
-
-
-def _check_config(run_dir: RunDir, digest: str, force: bool) -> str:
-    """The config hash the resumed run continues under; refuses an edited config unless forced."""
-    status = run_dir.status()
-    stored = status.get("config_hash")
-    if stored is None or digest == stored:
-        return digest
-    if not force:
-        raise RunDirError(
-            f"{run_dir.path}: config.yaml has changed since the run started (config hash {digest}, "
-            f"run.json has {stored}); restore it, or pass --force to continue with the new config"
-        )
-    history = [*status.get("config_history", []), stored]
-    run_dir.update_status(config_hash=digest, config_history=history)
-    run_dir.event("config_changed", old_hash=stored, new_hash=digest, forced=True)
-    return digest
 
 
 def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Any, run_hash: str,
@@ -256,7 +246,7 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: An
     except BaseException as err:
         backend.close()
         if is_disk_full(err):
-            raise _stop_disk_full(run_dir, loop, err) from None
+            raise stop_disk_full(run_dir, loop.done if loop else 0, err) from None
         if loop is None:
             raise
         with contextlib.suppress(OSError):
@@ -270,31 +260,6 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: An
     run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time())
     run_dir.event(status, rounds_done=done, wall_time=round(wall, 3))
     return RunResult(run_dir.path, done, wall, final, status)
-
-
-def _stop_disk_full(run_dir: RunDir, loop: _RoundLoop | None, err: OSError) -> RunDirError:
-    """Mark a run that hit a full disk ``stopped`` with the reason (not ``running``), remove its
-    temporary files, and say how to go on."""
-    run_dir.remove_temporaries()
-    where = err.filename or "a file"
-    with contextlib.suppress(OSError):
-        where = str(Path(where).relative_to(run_dir.path))
-    checkpoints = run_dir.checkpoints()
-    last = checkpoints[-1][0] if checkpoints else None
-    reason = f"disk full (ENOSPC) while writing {where}"
-    try:
-        status = run_dir.update_status(status="stopped", reason=reason)
-    except OSError:
-        status = {**run_dir.status(), "status": "stopped", "reason": reason}
-        with contextlib.suppress(OSError):
-            run_dir.write_status_in_place(status)
-    with contextlib.suppress(OSError):
-        run_dir.event("stopped", reason=reason, rounds_done=loop.done if loop else 0,
-                      last_checkpoint=last)
-    return RunDirError(
-        f"{run_dir.path}: {reason}; the run is stopped (last checkpoint: round {last}); free some "
-        f"space and run `neurocomm resume {run_dir.path}`"
-    )
 
 
 class _RoundLoop:

@@ -215,3 +215,27 @@ def test_malformed_fault_spec_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(slow_config(tmp_path)))
     one_line_error(cli("run", str(cfg), fault="driver:soon"), "NEUROCOMM_FAULT")
+
+
+# ---------------------------------------------------------------------------- trust
+
+
+def test_resume_ignores_the_saved_cluster_address(tmp_path: Path) -> None:
+    """config.yaml names a cluster (here one that does not exist): resume runs on a new
+    embedded Ray unless --use-saved-address is given."""
+    data = slow_config(tmp_path, rounds=12)
+    data["runtime"] = {"backend": "ray", "agent_resources": {"num_cpus": 0.1}}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    assert cli("run", str(cfg), fault="driver:8").returncode == -signal.SIGKILL
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["runtime"]["address"] = "127.0.0.1:9"
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    one_line_error(cli("resume", str(run_dir), "--use-saved-address", "--address", "auto"),
+                   "exclude each other")
+    out = cli("resume", str(run_dir), "--force")
+    assert out.returncode == 0, out.stderr[-2000:]
+    placements = [e for e in events(run_dir) if e["event"] == "placement"]
+    assert len(placements) == 6  # three actors at the start, three on resume (on this machine)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
