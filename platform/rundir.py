@@ -9,7 +9,8 @@ Layout (docs/logs.md)::
         metrics.parquet/    part-NNNNNN.parquet: one row per round x directed edge
         messages/           part-NNNNNN.parquet: one row per logged game
         events.log          one JSON object per line
-        checkpoints/        round_NNNNNN.pt (torch, loadable with weights_only=True)
+        checkpoints/        round_NNNNNN.pt (torch, loadable with weights_only=True) + .sha256
+        .lock               the one live writer's OS lock (runlock.py)
 
 Every file is written to a temporary name of its own process, flushed to disk (file and
 folder), and renamed into place, so a crash loses at most the chunk being written and never
