@@ -100,7 +100,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, address=args.address))
     elif args.address:
         return _fail("--address and --use-saved-address exclude each other")
-    topology = Topology.load(run_dir.path / "topology.json")
+    try:
+        topology = Topology.load(run_dir.path / "topology.json")
+    except Exception as err:  # noqa: BLE001 - a damaged file of any kind is one line
+        first = (str(err).splitlines() or [""])[0]
+        return _fail(f"{run_dir.path}/topology.json: cannot be read ({type(err).__name__}: {first})")
     result = run(cfg, topology=topology, resume=run_dir, echo=_say, config_hash=digest,
                  force=args.force)
     _print_summary(result)

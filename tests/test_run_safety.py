@@ -239,3 +239,9 @@ def test_resume_ignores_the_saved_cluster_address(tmp_path: Path) -> None:
     placements = [e for e in events(run_dir) if e["event"] == "placement"]
     assert len(placements) == 6  # three actors at the start, three on resume (on this machine)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_damaged_topology_is_one_line(tmp_path: Path) -> None:
+    run_dir = killed_run(tmp_path, 8)
+    (run_dir / "topology.json").write_text('{"nodes": [')
+    one_line_error(cli("resume", str(run_dir)), "topology.json")
