@@ -15,6 +15,8 @@ The variable holds comma-separated faults, each fired at most once per process:
     ``OSError(ENOSPC)``, as on a full disk.
 
 Tests use it instead of racing a poller against the run, so the fault lands at a known round.
+In-process callers (tests of the Python API) can also hang their own fault on a round with
+:func:`at_round`, e.g. removing a node of a test cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +62,20 @@ def parse(text: str) -> list[Fault]:
 
 _fired: set[Fault] = set()
 _writes = 0
+_callbacks: dict[int, list[Callable[[Any], None]]] = {}
+
+
+def at_round(round_: int, fn: Callable[[Any], None]) -> None:
+    """Call ``fn(backend)`` once, in this process, just before round ``round_`` is submitted
+    (every earlier round collected)."""
+    _callbacks.setdefault(round_, []).append(fn)
 
 
 def reset() -> None:
     """Forget which faults fired and how many writes were counted (for tests in one process)."""
     global _writes
     _fired.clear()
+    _callbacks.clear()
     _writes = 0
 
 
@@ -83,11 +94,14 @@ def check() -> None:
 def wants_quiet_round(round_: int) -> bool:
     """True when a driver or shard fault fires before ``round_``: the runner first collects the
     rounds in flight, so the fault lands at exactly that round."""
-    return any(f.at == round_ for kind in ("driver", "interrupt", "shard") for f in _active(kind))
+    return round_ in _callbacks or any(
+        f.at == round_ for kind in ("driver", "interrupt", "shard") for f in _active(kind))
 
 
 def before_round(round_: int, backend: Any) -> None:
-    """Fire the driver/interrupt/shard faults due at ``round_`` (called with no round in flight)."""
+    """Fire the faults due at ``round_`` (called with no round in flight)."""
+    for fn in _callbacks.pop(round_, []):
+        fn(backend)
     for fault in _active("interrupt"):
         if fault.at == round_:
             _fired.add(fault)
