@@ -96,10 +96,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     digest = cfg.digest()
     # A run directory is data: the cluster it names is joined only when the user says so.
+    if args.use_saved_address and args.address:
+        return _fail("--address and --use-saved-address exclude each other")
     if not args.use_saved_address:
         cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, address=args.address))
-    elif args.address:
-        return _fail("--address and --use-saved-address exclude each other")
     try:
         topology = Topology.load(run_dir.path / "topology.json")
     except Exception as err:  # noqa: BLE001 - a damaged file of any kind is one line

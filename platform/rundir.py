@@ -27,6 +27,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_durably(path: Path, write: Any) -> None:
+def _write_durably(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` to this process's temporary name, fsync it, rename it over ``path`` and
     fsync the folder; the temporary file is removed when anything fails (a full disk)."""
     tmp = temporary_name(path)
