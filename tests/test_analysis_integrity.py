@@ -114,3 +114,24 @@ def test_plugin_code_is_imported_only_with_trust(intact: Path, tmp_path: Path) -
     assert out.returncode == 0, out.stderr[-2000:]
     assert marker.read_text() == "imported"
     assert json.loads((run / "analysis" / "summary.json").read_text())["checkpoint_round"] == 30
+
+
+@pytest.mark.parametrize("training", [{"edges_per_round": 3}, {}])
+def test_real_run_with_a_schedule_is_intact(training: dict, tmp_path: Path) -> None:
+    """No false alarm: a real run whose graph grows at round 3 (and, in one case, samples 3
+    edges a round) passes the check; removing one of its rows does not."""
+    from neurocomm.platform.analysis.loading import load_run
+    from neurocomm.platform.config import build_config
+    from neurocomm.platform.errors import RunDirError
+    from neurocomm.platform.runner import run
+    from tests.conftest import tiny_config
+
+    data = tiny_config(tmp_path, topology={"generator": "path_graph", "params": {"n": 3},
+                                           "schedule": [{"at_round": 3, "add_edges": [[0, 2]]}]},
+                       training={"rounds": 6, "batch_size": 8, **training})
+    run_dir = run(build_config(data)).run_dir
+    assert load_run(run_dir).rounds_done == 6
+    part = run_dir / "metrics.parquet" / "part-000001.parquet"  # rounds 2-3
+    pq.write_table(pq.read_table(part).slice(1), part)
+    with pytest.raises(RunDirError, match="round 2"):
+        load_run(run_dir)
