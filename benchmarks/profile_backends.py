@@ -58,7 +58,7 @@ PHASES = [
     ("shard produce (rest)", ("AgentShard.produce",)),
     ("shard listen (rest)", ("AgentShard.listen",)),
     ("shard learn (rest)", ("AgentShard.learn",)),
-    ("checkpoint", ("_checkpoint", "AgentShard.get_state")),
+    ("checkpoint", ("_RoundLoop.checkpoint", "AgentShard.get_state")),
     ("driver: write logs", ("ChunkedTable.flush", "metric_rows", "RunDir.update_status")),
     ("driver: submit + wait", ("RayBackend.submit_round", "RayBackend.collect")),
     ("driver: round loop", ("_play_until_done_or_stopped",)),

@@ -209,6 +209,10 @@ class RayBackend:
 
         rt = cfg.runtime
         self.ray = ensure_ray(rt.address, object_store_mb=rt.object_store_mb)
+        if rt.address is None:
+            from neurocomm.platform.watchdog import guard_session
+
+            guard_session(self.ray)  # its processes die with this driver, even on SIGKILL
         self.cfg = cfg
         self.layout = shard_layout(n_agents, rt.agents_per_actor)
         self.shard_of = {a: s for s, agents in enumerate(self.layout) for a in agents}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -81,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from neurocomm.platform.rundir import RunDir
     from neurocomm.platform.runner import run
     from neurocomm.platform.topology import Topology
@@ -91,8 +94,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if status.get("status") == "finished":
         _say(f"{run_dir.path}: already finished ({status.get('rounds_done')} rounds)")
         return 0
-    topology = Topology.load(run_dir.path / "topology.json")
-    result = run(cfg, topology=topology, resume=run_dir, echo=_say)
+    digest = cfg.digest()
+    # A run directory is data: the cluster it names is joined only when the user says so.
+    if args.use_saved_address and args.address:
+        return _fail("--address and --use-saved-address exclude each other")
+    if not args.use_saved_address:
+        cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, address=args.address))
+    try:
+        topology = Topology.load(run_dir.path / "topology.json")
+    except Exception as err:  # noqa: BLE001 - a damaged file of any kind is one line
+        first = (str(err).splitlines() or [""])[0]
+        return _fail(f"{run_dir.path}/topology.json: cannot be read ({type(err).__name__}: {first})")
+    result = run(cfg, topology=topology, resume=run_dir, echo=_say, config_hash=digest,
+                 force=args.force)
     _print_summary(result)
     return 0 if result.status == "finished" else 130
 
@@ -171,8 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     config_command("validate", "check a config without running it", cmd_validate)
     config_command("run", "run a config", cmd_run)
 
-    p = sub.add_parser("resume", help="continue a stopped run from its last checkpoint")
+    p = sub.add_parser("resume", help="continue a stopped run from its last intact checkpoint")
     p.add_argument("run_dir")
+    p.add_argument("--force", action="store_true",
+                   help="continue although config.yaml changed since the run started "
+                        "(recorded in events.log)")
+    p.add_argument("--address", default=None,
+                   help="join this Ray cluster (default: a new embedded loopback Ray)")
+    p.add_argument("--use-saved-address", action="store_true",
+                   help="join the cluster named by the run's runtime.address")
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("sweep", help="run a grid or random sample of configs x seeds")
@@ -180,8 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
     p.set_defaults(fn=cmd_sweep, config=None)
 
+    trust_help = ("import the plug-in code (model: pkg.mod:Name) that the run's config names; "
+                  "without it such a run is refused")
     p = sub.add_parser("analyze", help="compute the emergent-language measures of a run")
     p.add_argument("run_dir")
+    p.add_argument("--trust", action="store_true", help=trust_help)
     p.add_argument("--at", type=int, default=None, help="analyse the checkpoint at this round")
     p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
                    help="message distance for topographic similarity")
@@ -189,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write an HTML report with plots for a run")
     p.add_argument("run_dir")
+    p.add_argument("--trust", action="store_true", help=trust_help)
     p.add_argument("--at", type=int, default=None, help="analyse the checkpoint at this round")
     p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
                    help="message distance for topographic similarity")
@@ -196,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="one table across runs (means and 95%% CIs over seeds)")
     p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--trust", action="store_true", help=trust_help)
     p.add_argument("--out", default=None, help="folder for the table and plots")
     p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
                    help="message distance for topographic similarity")
@@ -220,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(err.line())
     except RunDirError as err:
         return _fail(str(err))
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return _fail(f"{err.filename or 'a file'}: disk full ({err.strerror}); nothing was lost, "
+                     "free some space and try again")
     except KeyboardInterrupt:
         print("neurocomm: interrupted", file=sys.stderr)
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -14,15 +15,30 @@ from typing import Any
 
 import numpy as np
 
-from neurocomm.platform import seeding
+from neurocomm.platform import faults, seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
-from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.games import Edge
 from neurocomm.platform.interfaces import Backend
 from neurocomm.platform.metrics import MetricsRow
-from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
+from neurocomm.platform.resume import (
+    check_config,
+    drop_parts_after,
+    newest_intact,
+    run_hashes,
+    set_aside,
+    stop_disk_full,
+)
+from neurocomm.platform.rundir import (
+    MESSAGES_SCHEMA,
+    METRICS_SCHEMA,
+    ChunkedTable,
+    RunDir,
+    is_disk_full,
+)
+from neurocomm.platform.runlock import RunLock
 from neurocomm.platform.shard import ShardReport
 from neurocomm.platform.topology import Topology, build_topology
 
@@ -167,49 +183,86 @@ class _StopFlag:
 
 
 def checkpoint_payload(
-    cfg: RunConfig, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
+    run_id: str, config_hash: str, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
 ) -> dict[str, Any]:
     return {
+        "run_id": run_id,
         "rounds_done": rounds_done,
         "agents": agents,
-        "config_hash": cfg.digest(),
+        "config_hash": config_hash,
         "log_parts": {"metrics": parts[0], "messages": parts[1]},
     }
 
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
-        echo: Any = None, stop: Callable[[int], bool] | None = None) -> RunResult:
+        echo: Any = None, config_hash: str | None = None, force: bool = False,
+        stop: Callable[[int], bool] | None = None) -> RunResult:
     """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
-    (or, with ``resume``, continues the given one from its last checkpoint)."""
+    (or, with ``resume``, continues the given one from its newest intact checkpoint).
+
+    The run directory is locked for the whole run (platform/runlock.py): resuming a run that
+    another process is still writing is refused. ``config_hash`` is the hash of the run's own
+    config when ``cfg`` differs from it only in where it runs (``runtime.address``); a config
+    that differs from the run's is refused unless ``force``.
+    """
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
     t0 = time.monotonic()
-    # Actors first: a population the cluster cannot hold is refused before anything is written.
-    backend = make_backend(cfg, topology.n)
     try:
-        run_dir = resume or RunDir.create(cfg)
-    except BaseException:
-        backend.close()
-        raise
-    if resume is None:
-        topology.save(run_dir.path / "topology.json")
-    say(f"run directory: {run_dir.path}")
+        faults.check()
+    except ValueError as err:
+        raise RunDirError(str(err)) from None
+    lock = RunLock(resume.path).acquire() if resume is not None else None
     try:
-        loop = _RoundLoop(cfg, topology, run_dir, backend)
-        if resume is not None:
-            loop.restore()
-        run_dir.event("started" if resume is None else "resumed", backend=backend.name,
+        run_hash = check_config(resume, config_hash or cfg.digest(), force) if resume else cfg.digest()
+        # Actors first: a population the cluster cannot hold is refused before anything is written.
+        backend = make_backend(cfg, topology.n)
+        try:
+            run_dir = resume or RunDir.create(cfg)
+            lock = lock or RunLock(run_dir.path).acquire()
+            if resume is None:
+                topology.save(run_dir.path / "topology.json")
+        except BaseException:
+            backend.close()
+            raise
+        say(f"run directory: {run_dir.path}")
+        return _run_locked(cfg, topology, run_dir, backend, run_hash, t0, resuming=resume is not None,
+                           stop=stop)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend, run_hash: str,
+                t0: float, *, resuming: bool, stop: Callable[[int], bool] | None = None) -> RunResult:
+    loop: _RoundLoop | None = None
+    try:
+        loop = _RoundLoop(cfg, topology, run_dir, backend, run_hash)
+        if resuming:
+            run_dir.remove_temporaries()
+            try:
+                loop.restore()
+            except RunDirError:
+                loop = None  # refused before anything changed: the run keeps its status
+                raise
+        run_dir.event("resumed" if resuming else "started", backend=backend.name,
                       start_round=loop.done, n_agents=topology.n)
-        if resume is None:
+        if not resuming:
             loop.checkpoint(0)  # the initial weights: analysis over time, and recovery
         for place in backend.placement():
             run_dir.event("placement", **place)
-        run_dir.update_status(status="running", backend=backend.name, n_agents=topology.n)
+        run_dir.update_status(status="running", backend=backend.name, n_agents=topology.n,
+                              reason=None)
         status = loop.play(stop)
     except BaseException as err:
-        run_dir.update_status(status="crashed")
-        run_dir.event("crashed", error=repr(err))
         backend.close()
+        if is_disk_full(err):
+            raise stop_disk_full(run_dir, loop.done if loop else 0, err) from None
+        if loop is None:
+            raise
+        with contextlib.suppress(OSError):
+            run_dir.update_status(status="crashed")
+            run_dir.event("crashed", error=repr(err))
         raise
     wall = time.monotonic() - t0
     backend.close()
@@ -223,35 +276,53 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
 class _RoundLoop:
     """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
 
-    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend) -> None:
+    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend,
+                 config_hash: str) -> None:
         self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
+        self.config_hash = config_hash
+        # The run id recorded at creation, so a renamed run directory still resumes.
+        self.run_id = str(run_dir.status().get("run_id", run_dir.path.name))
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
         self.messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA)
         self.done = 0
+        self.last_checkpoint = -1
         self.last_success: dict[int, float] = {}
         self.recoveries = 0
         self.generations = {i: 0 for i in range(topology.n)}
-        self.checkpointed = -1
 
     def needs_state(self, rounds_done: int) -> bool:
         every = self.cfg.logging.checkpoint_every
         return bool(every and rounds_done % every == 0) or rounds_done == self.cfg.training.rounds
 
     def checkpoint(self, done: int) -> None:
-        _checkpoint(self.cfg, self.run_dir, self.backend, done, self.metrics, self.messages)
-        self.checkpointed = done
+        self.metrics.flush()
+        self.messages.flush()
+        state = self.backend.get_state()
+        parts = (self.metrics.part, self.messages.part)
+        payload = checkpoint_payload(self.run_id, self.config_hash, done, state, parts)
+        self.run_dir.save_checkpoint(done, payload)
+        self.run_dir.update_status(rounds_done=done)
+        self.run_dir.event("checkpoint", rounds_done=done)
+        self.last_checkpoint = done
 
     def restore(self) -> None:
-        """Back to the last checkpoint: agents' state, log chunks, round counter."""
-        ckpt = self.run_dir.load_checkpoint()
-        parts = (int(ckpt["log_parts"]["metrics"]), int(ckpt["log_parts"]["messages"]))
-        _drop_parts_after(self.run_dir, parts)
+        """Back to the newest intact checkpoint: agents' state, log chunks, round counter.
+        Damaged checkpoints on the way are set aside, each with a ``checkpoint_skipped`` event."""
+        status = self.run_dir.status()
+        status["config_history"] = sorted(run_hashes(status) | {self.config_hash})
+        restart = newest_intact(self.run_dir, status)
+        for skipped in restart.skipped:
+            set_aside(self.run_dir.checkpoints_dir / skipped["checkpoint"])
+            self.run_dir.event("checkpoint_skipped", **skipped, using=restart.path.name)
+        ckpt = restart.payload
+        parts = restart.parts
+        drop_parts_after(self.run_dir, parts)
         self.metrics = ChunkedTable(self.run_dir.metrics_dir, METRICS_SCHEMA, parts[0])
         self.messages = ChunkedTable(self.run_dir.messages_dir, MESSAGES_SCHEMA, parts[1])
         self.backend.set_state(ckpt["agents"])
         self.generations = {int(i): int(a.get("generation", 0)) for i, a in ckpt["agents"].items()}
-        self.done = int(ckpt["rounds_done"])
-        self.checkpointed = self.done
+        self.done = self.last_checkpoint = restart.round
+        self.run_dir.update_status(rounds_done=self.done)  # the logs now end there
 
     def play(self, stop: Callable[[int], bool] | None = None) -> str:
         total = self.cfg.training.rounds
@@ -307,13 +378,17 @@ class _RoundLoop:
             # Keep up to two rounds in flight, but never run past a round whose end must be
             # checkpointed: the agents' state is read between rounds.
             while (r < total and not flag.check(r) and len(pending) < 2
-                   and not (pending and self.needs_state(pending[-1][0] + 1))):
+                   and not (pending and self.needs_state(pending[-1][0] + 1))
+                   and not (pending and faults.wants_quiet_round(r))):
+                faults.before_round(r, self.backend)
+                if flag.stop:  # an injected interrupt
+                    break
                 self._turnover(r)
                 pending.append((r, self.backend.submit_round(r, round_edges(cfg, self.topology, r))))
                 r += 1
             if not pending:
-                if flag.stop and self.checkpointed != self.done:
-                    self.checkpoint(self.done)  # asked to stop between rounds
+                if flag.stop and self.last_checkpoint != self.done:
+                    self.checkpoint(self.done)  # stopped between rounds
                 return
             round_, handle = pending.popleft()
             report = self.backend.collect(handle)
@@ -332,26 +407,6 @@ class _RoundLoop:
                 self.run_dir.update_status(rounds_done=self.done)
             if self.needs_state(self.done) or (flag.stop and not pending):
                 self.checkpoint(self.done)
-
-
-def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Backend, done: int, metrics: ChunkedTable,
-                messages: ChunkedTable) -> None:
-    metrics.flush()
-    messages.flush()
-    state = backend.get_state()
-    run_dir.save_checkpoint(done, checkpoint_payload(cfg, done, state, (metrics.part, messages.part)))
-    run_dir.update_status(rounds_done=done)
-    run_dir.event("checkpoint", rounds_done=done)
-
-
-def _drop_parts_after(run_dir: RunDir, parts: tuple[int, int]) -> None:
-    """Remove log chunks written after the checkpoint we resume from (they will be replayed)."""
-    for folder, keep in ((run_dir.metrics_dir, parts[0]), (run_dir.messages_dir, parts[1])):
-        for p in folder.glob(".part-*.tmp"):
-            p.unlink()
-        for p in folder.glob("part-*.parquet"):
-            if int(p.stem.split("-")[1]) >= keep:
-                p.unlink()
 
 
 def final_listener_success(run_dir: RunDir, done: int) -> dict[int, float]:

@@ -25,7 +25,7 @@ def _say(msg: str) -> None:
 
 
 def _analysis(args: argparse.Namespace) -> Any:
-    return analyze_run(args.run_dir, at=args.at, distance=args.distance)
+    return analyze_run(args.run_dir, at=args.at, distance=args.distance, trust=args.trust)
 
 
 def analyze_command(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """One table over runs (or folders of runs): means and 95% CIs over seeds per config name."""
-    runs = summaries(args.run_dirs, distance=args.distance)
+    runs = summaries(args.run_dirs, distance=args.distance, trust=args.trust)
     table = comparison_table(runs)
     _say(format_comparison(table))
     if args.out:

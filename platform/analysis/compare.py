@@ -84,22 +84,24 @@ def _cached(path: Path, distance: str) -> dict[str, Any] | None:
     return summary if fresh else None
 
 
-def run_summary(path: Path, distance: MessageDistance = "edit") -> dict[str, Any]:
+def run_summary(path: Path, distance: MessageDistance = "edit", trust: bool = False) -> dict[str, Any]:
     """The analysis summary of one run (from RUN/analysis/summary.json when it is up to date)."""
-    summary = _cached(path, distance) or analyze_run(path, distance=distance, with_over_time=False).summary
+    summary = _cached(path, distance) or analyze_run(path, distance=distance, with_over_time=False,
+                                                     trust=trust).summary
     flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     for threshold, rounds in summary.get("rounds_to_success", {}).items():
         flat[f"rounds_to_success_{threshold}"] = rounds
     return flat
 
 
-def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit") -> pd.DataFrame:
+def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit",
+              trust: bool = False) -> pd.DataFrame:
     """One row per run found under ``paths``; broken runs found inside a folder are skipped
     with a warning, a broken run named explicitly raises RunDirError."""
     rows = []
     for path, explicit in find_runs(paths):
         try:
-            rows.append(run_summary(path, distance))
+            rows.append(run_summary(path, distance, trust))
         except RunDirError as err:
             if explicit:
                 raise

@@ -1,7 +1,12 @@
 """Read a run directory for analysis, checking that it is complete enough and of our schema.
 
 A run that crashed or was interrupted is read as far as it got: every Parquet part on disk
-holds whole rounds, so the analysis covers exactly the rounds written.
+holds whole rounds, so the analysis covers exactly the rounds written. Logs with a gap or a
+duplicate (a part deleted or copied) are refused (integrity.py).
+
+Nothing named by the run directory is imported unless the caller trusts it: a config that
+names a model, scenario or rule by import path (``pkg.mod:Name``) is refused without
+``trust=True`` (``--trust`` on the command line), because importing it runs that module.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from neurocomm.platform.analysis.integrity import check_logs
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, SCHEMA_VERSION, RunDir
@@ -80,7 +86,13 @@ def _read_parts(run_path: Path, folder: Path, schema: pa.Schema, what: str) -> p
         for column in schema:  # columns added to the schema later: null in older parts
             if column.name not in table.schema.names:
                 table = table.append_column(column.name, pa.nulls(len(table), column.type))
-        tables.append(table.select(schema.names).cast(schema))
+        try:
+            tables.append(table.select(schema.names).cast(schema))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+            wrong = [f"{c.name} is {table.schema.field(c.name).type}, not {c.type}" for c in schema
+                     if table.schema.field(c.name).type != c.type]
+            raise RunDirError(f"{run_path}: {what} part {part.name} has mistyped columns "
+                              f"({'; '.join(wrong) or str(err).splitlines()[0]})") from None
     if not tables:
         return schema.empty_table().to_pandas()
     return pa.concat_tables(tables).to_pandas()
@@ -98,8 +110,11 @@ def read_messages(run_path: Path) -> pd.DataFrame:
     return games
 
 
-def load_run(path: str | Path) -> RunData:
-    """Read and check a run directory; raises RunDirError with a one-line reason."""
+def load_run(path: str | Path, *, trust: bool = False) -> RunData:
+    """Read and check a run directory; raises RunDirError with a one-line reason.
+
+    ``trust``: allow importing plug-in code named by import path in the run's config (the
+    plug-in must be installed here)."""
     path = Path(path)
     if not path.exists():
         raise RunDirError(f"{path}: no such run directory")
@@ -116,7 +131,7 @@ def load_run(path: str | Path) -> RunData:
             f"{path}: run.json has schema_version {version}; this neurocomm reads {SCHEMA_VERSION}"
         )
     try:
-        config = run.config()
+        config = run.config(trust=trust)
     except ConfigError as err:
         raise RunDirError(
             f"{path}: config.yaml cannot be read: {err.message} ({err.path or 'top level'})"
@@ -125,8 +140,9 @@ def load_run(path: str | Path) -> RunData:
     if not topo_path.is_file():
         raise RunDirError(f"{path}: topology.json is missing")
     try:
-        graph = Topology.load(topo_path).graph
-    except (json.JSONDecodeError, KeyError, TypeError, nx.NetworkXError) as err:
+        topology = Topology.load(topo_path)
+        graph = topology.graph
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, nx.NetworkXError) as err:
         raise RunDirError(f"{path}: topology.json cannot be read ({err})") from None
     if sorted(graph.nodes) != list(range(graph.number_of_nodes())):
         raise RunDirError(f"{path}: topology.json nodes are not 0..N-1")
@@ -138,6 +154,7 @@ def load_run(path: str | Path) -> RunData:
         state = status.get("status", "?")
         raise RunDirError(f"{path}: no metrics logged yet (status {state}); nothing to analyse")
     messages = read_messages(path)
+    check_logs(path, status, config, topology, metrics, messages)
     return RunData(
         run,
         status,

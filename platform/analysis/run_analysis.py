@@ -173,15 +173,19 @@ def analyze_run(
     permutations: int = 999,
     seed: int = 0,
     with_over_time: bool = True,
+    trust: bool = False,
 ) -> Analysis:
     """Every measure of the run at ``path`` (checkpoint ``at``, or the latest one).
+
+    ``trust``: import plug-in code that the run's config names by import path (see
+    :func:`~neurocomm.platform.analysis.loading.load_run`).
 
     ``seed`` drives the Mantel permutations and the community detection; ``eval_games`` is
     the size of the evaluation set for checkpoint productions and intelligibility.
     """
     if distance not in MESSAGE_DISTANCES:
         raise ValueError(f"distance must be one of {', '.join(MESSAGE_DISTANCES)}")
-    data = load_run(path)
+    data = load_run(path, trust=trust)
     ckpt_round = _pick_checkpoint(data, at)
     end = ckpt_round if at is not None and ckpt_round is not None else data.rounds_done
     tables = {
