@@ -53,14 +53,17 @@ def prepare(cfg: RunConfig) -> Topology:
 
 
 def round_edges(cfg: RunConfig, topology: Topology, round_: int) -> list[Edge]:
-    """The directed edges that play at ``round_``: all, or a weighted sample without replacement."""
+    """The directed edges that play at ``round_``: all, or a weighted sample without replacement;
+    partitioned training adds every agent's self-play edge (i, i)."""
     edges, weights = topology.talk_edges(round_)
     k = cfg.training.edges_per_round
-    if k is None or k >= len(edges):
-        return edges
-    rng = seeding.rng(cfg.seed, seeding.SCHEDULE, round_)
-    picked = rng.choice(len(edges), size=k, replace=False, p=weights / weights.sum())
-    return sorted(edges[i] for i in picked)
+    if k is not None and k < len(edges):
+        rng = seeding.rng(cfg.seed, seeding.SCHEDULE, round_)
+        picked = rng.choice(len(edges), size=k, replace=False, p=weights / weights.sum())
+        edges = sorted(edges[i] for i in picked)
+    if cfg.training.partitioned:
+        edges = sorted({*edges, *((i, i) for i in range(topology.n))})
+    return edges
 
 
 def turnover_agents(cfg: RunConfig, n_agents: int, round_: int) -> list[int]:
@@ -284,8 +287,11 @@ class _RoundLoop:
         for agent_id in leaving:
             self.generations[agent_id] += 1
         self.backend.replace_agents({a: self.generations[a] for a in leaving})
+        turnover = self.cfg.population.turnover
         self.run_dir.event("turnover", round=round_, agents=leaving,
-                           generations=[self.generations[a] for a in leaving])
+                           generations=[self.generations[a] for a in leaving],
+                           modules=list(turnover.modules) or "all",
+                           imitation_steps=turnover.imitation_steps)
 
     def _play_until_done_or_stopped(self, flag: _StopFlag, progress: Progress) -> None:
         cfg, total, chunk = self.cfg, self.cfg.training.rounds, self.cfg.logging.chunk_rounds
