@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from neurocomm.platform import seeding
-from neurocomm.platform.interfaces import AgentModel, Batch, ChannelSpec, Scenario
+from neurocomm.platform.interfaces import AgentModel, Batch, ChannelSpec, Decision, Scenario
 
 
 @dataclass
@@ -66,12 +66,19 @@ def production_loss(agent: AgentModel, obs: Tensor, tokens: Tensor, lengths: Ten
     return ((torch.stack(per_step, 1) * mask).sum(1) / lengths).mean()
 
 
+def decision_on(agent: AgentModel, scenario: Scenario, tokens: Tensor, lengths: Tensor,
+                batch: Batch, vocab_size: int) -> Decision:
+    """The scenario's decision (differentiable loss) of ``agent`` reading the complete
+    ``tokens`` messages, taken at each message's end."""
+    states = agent.comprehend(F.one_hot(tokens, vocab_size).float())
+    idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
+    return scenario.decide(agent, states.gather(1, idx), batch)
+
+
 def comprehension_loss(agent: AgentModel, scenario: Scenario, tokens: Tensor, lengths: Tensor,
                        batch: Batch, vocab_size: int) -> Tensor:
     """The scenario's loss of the listener reading the complete ``tokens`` messages."""
-    states = agent.comprehend(F.one_hot(tokens, vocab_size).float())
-    idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
-    return scenario.decide(agent, states.gather(1, idx), batch).loss.mean()
+    return decision_on(agent, scenario, tokens, lengths, batch, vocab_size).loss.mean()
 
 
 def imitate(student: AgentModel, optimizer: torch.optim.Optimizer, teacher: AgentModel, *,
