@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from neurocomm.platform import seeding
+from neurocomm.platform import partial_reset, seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.interfaces import ChannelSpec
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
-from neurocomm.platform.shard import Edge, ShardReport
+from neurocomm.platform.shard import Edge, ShardReport, build_agent, build_scenario
 from neurocomm.platform.topology import Topology, build_topology
 
 
@@ -39,6 +40,8 @@ def prepare(cfg: RunConfig) -> Topology:
     bad = [a for a in turnover.agents if not 0 <= a < n]
     if bad:
         raise ConfigError(f"agents {bad} are outside 0..{n - 1}", path="population.turnover.agents")
+    if turnover.modules:
+        _check_resettable(cfg, n)
     for i, noisy in enumerate(cfg.topology.noise.edges):
         if not all(0 <= v < n for v in noisy.edge):
             raise ConfigError(f"edge {list(noisy.edge)} names a node outside 0..{n - 1}",
@@ -50,6 +53,20 @@ def prepare(cfg: RunConfig) -> Topology:
             path="training.edges_per_round",
         )
     return topology
+
+
+def _check_resettable(cfg: RunConfig, n: int) -> None:
+    """Every agent's model has the modules a partial turnover resets (a turnover on a Ray actor
+    is not waited for, so an error there would pass unseen)."""
+    scenario = build_scenario(cfg)
+    channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
+    specs = {(s.model, repr(s.params)): i for i, s in ((i, cfg.population.spec_for(i)) for i in range(n))}
+    for node in sorted(specs.values()):
+        model = build_agent(cfg, node, scenario, channel).model
+        try:
+            partial_reset.module_prefixes(model, cfg.population.turnover.modules)
+        except ValueError as err:
+            raise ConfigError(str(err), path="population.turnover.modules") from None
 
 
 def round_edges(cfg: RunConfig, topology: Topology, round_: int) -> list[Edge]:

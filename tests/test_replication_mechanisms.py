@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from neurocomm.agents.neuroai import NeuroAIAgent
 from neurocomm.platform import imitation
 from neurocomm.platform.analysis.intelligibility import load_population
 from neurocomm.platform.analysis.transmission import learnability, learning_curve, transmission_curve
@@ -60,6 +61,37 @@ def test_bad_turnover_fields_are_one_line_errors(turnover: dict[str, Any], path:
     line = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in line and "Traceback" not in line
     assert str(cfg_path) in line and path in line and expect in line, line
+
+
+class RenamedAgent(NeuroAIAgent):
+    """A model whose comprehension module goes by another name (a partial reset cannot find it)."""
+
+    def __init__(self, params: NeuroAIAgent.Params, *, game: Any, channel: Any) -> None:
+        super().__init__(params, game=game, channel=channel)
+        self.decoder = self.comprehension
+        del self.comprehension
+
+    def comprehend(self, message: torch.Tensor) -> torch.Tensor:
+        return self.decoder(message)
+
+
+def test_a_model_without_the_reset_module_is_refused_before_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    data = tiny_config(tmp_path)
+    data["population"]["agent"]["model"] = "tests.test_replication_mechanisms:RenamedAgent"
+    data["population"]["turnover"] = {"every": 2, "fraction": 0.5, "modules": ["comprehension"]}
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    code = main(["run", str(cfg_path)])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in line and "population.turnover.modules" in line
+    assert "no module 'comprehension'" in line and "decoder" in line, line
+    assert not (tmp_path / "runs").exists()
+    data["population"]["turnover"]["modules"] = ["production"]
+    cfg_path.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(cfg_path)]) == 0
 
 
 # ------------------------------------------------------------------ partial resets
