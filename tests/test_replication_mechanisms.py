@@ -405,3 +405,29 @@ def test_partial_reset_names_the_model_module(tmp_path: Path) -> None:
     assert module_prefixes(slot.model, ["readout"]) == ("readout.",)
     with pytest.raises(ValueError, match="no module 'speaker'"):
         module_prefixes(slot.model, ["speaker"])
+
+
+# ------------------------------------------------------------------ shipped configs
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("ease_of_teaching", ["population.turnover.every=2"]),
+    ("iterated_learning", ["population.turnover.every=2", "population.turnover.imitation_steps=3"]),
+    ("partitioned", []),
+])
+def test_shipped_mechanism_configs_run(name: str, overrides: list[str], tmp_path: Path) -> None:
+    from neurocomm.platform.config import load_config
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs" / f"{name}.yaml", [
+        *overrides, "training.rounds=3", "training.batch_size=8", "runtime.backend=local",
+        f"logging.dir={tmp_path}", "logging.progress=false"])
+    result = run(cfg)
+    df = metrics(result.run_dir)
+    events = [e for e in RunDir(result.run_dir).events() if e["event"] == "turnover"]
+    if name == "partitioned":
+        assert cfg.training.partitioned and (df["speaker"] == df["listener"]).sum() == 3 * 6
+    else:
+        assert events and events[0]["round"] == 2
+        assert events[0]["modules"] == (["comprehension"] if name == "ease_of_teaching" else "all")
+        assert events[0]["imitation_steps"] == (3 if name == "iterated_learning" else 0)
