@@ -241,9 +241,8 @@ def test_imitation_in_a_run_starts_from_the_predecessor(tmp_path: Path) -> None:
     for steps in (0, 150):
         cfg = config(tmp_path / str(steps), {"at_rounds": [60], "agents": [1], "imitation_steps": steps},
                      training={"rounds": 60, "batch_size": 32, "rule": "gumbel"})
-        shard = AgentShard(cfg, [0, 1])
-        backend = LocalBackend.__new__(LocalBackend)
-        backend.layout, backend.shard = [[0, 1]], shard
+        backend = LocalBackend(cfg, 2)
+        shard = backend.shard
         for r in range(60):
             backend.submit_round(r, [(0, 1), (1, 0)])
         predecessor = {k: v.clone() for k, v in shard.agents[1].model.state_dict().items()}
