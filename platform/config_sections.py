@@ -132,15 +132,26 @@ class AgentGroup:
             _check_probability("update_prob", self.update_prob)
 
 
+# The modules of an agent that a partial turnover can reset (platform/partial_reset.py).
+AGENT_MODULES = ("perception", "production", "comprehension", "readout")
+
+
 @dataclass(frozen=True)
 class TurnoverConfig:
     """Agents replaced by naive newcomers (fresh weights): every ``every`` rounds a ``fraction``
-    of the population chosen at random, and/or the listed ``agents`` at ``at_rounds``."""
+    of the population chosen at random, and/or the listed ``agents`` at ``at_rounds``.
+
+    ``modules``: reset only these modules (empty: the whole agent). ``imitation_steps``: the
+    newcomer first imitates its predecessor's language for that many supervised steps of
+    ``imitation_batch`` games (null: the training batch size)."""
 
     every: int = 0
     fraction: float = 0.0
     at_rounds: tuple[int, ...] = ()
     agents: tuple[int, ...] = ()
+    modules: tuple[str, ...] = ()
+    imitation_steps: int = 0
+    imitation_batch: int | None = None
 
     def check(self) -> None:
         if self.every < 0:
@@ -148,6 +159,16 @@ class TurnoverConfig:
         _check_probability("fraction", self.fraction)
         if self.at_rounds and not self.agents:
             raise ValueError("agents: which agents to replace at at_rounds")
+        unknown = [m for m in self.modules if m not in AGENT_MODULES]
+        if unknown:
+            raise ValueError(f"modules: unknown module {unknown[0]!r}; allowed: "
+                             f"{', '.join(AGENT_MODULES)} (an empty list resets the whole agent)")
+        if len(set(self.modules)) != len(self.modules):
+            raise ValueError("modules: each module at most once")
+        if self.imitation_steps < 0:
+            raise ValueError("imitation_steps: must be >= 0 (0 turns imitation off)")
+        if self.imitation_batch is not None and self.imitation_batch < 1:
+            raise ValueError("imitation_batch: must be >= 1 or null (the training batch size)")
 
 
 @dataclass(frozen=True)
@@ -195,6 +216,9 @@ class TrainingConfig:
     batch_size: int = 32
     edges_per_round: int | None = None
     optimizer: Literal["adam", "sgd"] = "adam"
+    # Michel et al. 2023: every agent also plays itself each round (i -> i, both roles learn);
+    # on the edges between agents only the listener learns (docs/mechanisms.md)
+    partitioned: bool = False
 
     def check(self) -> None:
         if self.rounds < 1:

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from neurocomm.platform import faults, seeding
+from neurocomm.platform import faults, partial_reset, seeding
 from neurocomm.platform.backends import ShardFailure, make_backend
+from neurocomm.platform.building import build_agent, build_scenario
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.estimate import check_graph, check_population
 from neurocomm.platform.games import Edge
-from neurocomm.platform.interfaces import Backend
+from neurocomm.platform.interfaces import Backend, ChannelSpec
 from neurocomm.platform.metrics import MetricsRow
 from neurocomm.platform.resume import (
     check_config,
@@ -65,6 +66,8 @@ def prepare(cfg: RunConfig) -> Topology:
     bad = [a for a in turnover.agents if not 0 <= a < n]
     if bad:
         raise ConfigError(f"agents {bad} are outside 0..{n - 1}", path="population.turnover.agents")
+    if turnover.modules:
+        _check_resettable(cfg, n)
     for i, noisy in enumerate(cfg.topology.noise.edges):
         if not all(0 <= v < n for v in noisy.edge):
             raise ConfigError(f"edge {list(noisy.edge)} names a node outside 0..{n - 1}",
@@ -80,15 +83,32 @@ def prepare(cfg: RunConfig) -> Topology:
     return topology
 
 
+def _check_resettable(cfg: RunConfig, n: int) -> None:
+    """Every agent's model has the modules a partial turnover resets (a turnover on a Ray actor
+    is not waited for, so an error there would pass unseen)."""
+    scenario = build_scenario(cfg)
+    channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
+    specs = {(s.model, repr(s.params)): i for i, s in ((i, cfg.population.spec_for(i)) for i in range(n))}
+    for node in sorted(specs.values()):
+        model = build_agent(cfg, node, scenario, channel).model
+        try:
+            partial_reset.module_prefixes(model, cfg.population.turnover.modules)
+        except ValueError as err:
+            raise ConfigError(str(err), path="population.turnover.modules") from None
+
+
 def round_edges(cfg: RunConfig, topology: Topology, round_: int) -> list[Edge]:
-    """The directed edges that play at ``round_``: all, or a weighted sample without replacement."""
+    """The directed edges that play at ``round_``: all, or a weighted sample without replacement;
+    partitioned training adds every agent's self-play edge (i, i)."""
     edges, weights = topology.talk_edges(round_)
     k = cfg.training.edges_per_round
-    if k is None or k >= len(edges):
-        return edges
-    rng = seeding.rng(cfg.seed, seeding.SCHEDULE, round_)
-    picked = rng.choice(len(edges), size=k, replace=False, p=weights / weights.sum())
-    return sorted(edges[i] for i in picked)
+    if k is not None and k < len(edges):
+        rng = seeding.rng(cfg.seed, seeding.SCHEDULE, round_)
+        picked = rng.choice(len(edges), size=k, replace=False, p=weights / weights.sum())
+        edges = sorted(edges[i] for i in picked)
+    if cfg.training.partitioned:
+        edges = sorted({*edges, *((i, i) for i in range(topology.n))})
+    return edges
 
 
 def turnover_agents(cfg: RunConfig, n_agents: int, round_: int) -> list[int]:
@@ -367,8 +387,11 @@ class _RoundLoop:
         for agent_id in leaving:
             self.generations[agent_id] += 1
         self.backend.replace_agents({a: self.generations[a] for a in leaving})
+        turnover = self.cfg.population.turnover
         self.run_dir.event("turnover", round=round_, agents=leaving,
-                           generations=[self.generations[a] for a in leaving])
+                           generations=[self.generations[a] for a in leaving],
+                           modules=list(turnover.modules) or "all",
+                           imitation_steps=turnover.imitation_steps)
 
     def _play_until_done_or_stopped(self, flag: _StopFlag, progress: Progress) -> None:
         cfg, total, chunk = self.cfg, self.cfg.training.rounds, self.cfg.logging.chunk_rounds

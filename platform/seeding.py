@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 AGENT, GAMES, SCHEDULE, TURNOVER, NOISE, EVAL, UPDATE, SAMPLE = range(8)
+# a newcomer imitating its predecessor; fresh listeners of a transmission test
+IMITATION, TRANSMISSION = 8, 9
 
 
 def seed_sequence(run_seed: int, *key: int) -> np.random.SeedSequence:

@@ -26,6 +26,8 @@ one entry per group.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import socket
 from dataclasses import dataclass, field, replace
@@ -34,7 +36,7 @@ from typing import Any
 import torch
 
 from neurocomm.platform import channel as noisy_channel
-from neurocomm.platform import games, seeding
+from neurocomm.platform import games, imitation, partial_reset, seeding
 from neurocomm.platform.building import (
     AgentSlot,
     build_agent,
@@ -155,12 +157,20 @@ class AgentShard:
     def produce(self, round_: int, plan: Plan) -> list[dict[Edge, torch.Tensor]]:
         """Messages for each group of out-edges in ``plan`` (one group per listener shard)."""
         wires: dict[Edge, torch.Tensor] = {}
-        for cohort in self._cohorts(_flatten(plan), role=0):
+        edges = _flatten(plan)
+        # partitioned training: a speaker learns on its self-play edge only, so its other
+        # edges are spoken without a graph (their feedback is never applied)
+        learning = [e for e in edges if not self.cfg.training.partitioned or e[0] == e[1]]
+        cohorts = [(c, True) for c in self._cohorts(learning, role=0)]
+        cohorts += [(c, False) for c in self._cohorts(sorted(set(edges) - set(learning)), role=0)]
+        for cohort, learns in cohorts:
             batch = self._batch(round_, cohort.edges, keep=True)
             obs = torch.from_numpy(batch.speaker_obs).to(self.device)
-            utt = self.rule.speak(cohort.model, obs, self.channel,
-                                  games.edge_noise(self.cfg, round_, cohort.edges), train=True)
-            self._kept.append((cohort, utt.kept))
+            with contextlib.nullcontext() if learns else torch.no_grad():
+                utt = self.rule.speak(cohort.model, obs, self.channel,
+                                      games.edge_noise(self.cfg, round_, cohort.edges), train=True)
+            if learns:
+                self._kept.append((cohort, utt.kept))
             size = check_row_groups(len(obs), cohort.groups)
             for g, edge in enumerate(cohort.edges):
                 rows = group_rows(cohort.groups, size, g)
@@ -268,10 +278,30 @@ class AgentShard:
     # ------------------------------------------------------------------ agents and state
 
     def replace_agents(self, generations: dict[int, int]) -> None:
-        """Turnover: these agents are replaced by naive newcomers (fresh weights and optimiser)."""
+        """Turnover: these agents are replaced by naive newcomers (fresh weights and optimiser;
+        with ``turnover.modules``, fresh in those modules only), who first imitate their
+        predecessor when ``turnover.imitation_steps`` > 0."""
+        turnover = self.cfg.population.turnover
         for agent_id, generation in generations.items():
-            self.agents[agent_id] = build_agent(self.cfg, agent_id, self.scenario, self.channel,
-                                                generation, self.device)
+            old = self.agents[agent_id]
+            new = build_agent(self.cfg, agent_id, self.scenario, self.channel, generation, self.device)
+            teacher = old.model
+            if turnover.modules:
+                if turnover.imitation_steps:
+                    teacher = copy.deepcopy(old.model)
+                partial_reset.reset_modules(old.model, old.optimizer, new.model, turnover.modules)
+                if "production" in turnover.modules:
+                    old.rule_state = {}  # the speaker's reward baseline goes with its production
+                old.generation = generation
+                new = old
+            if turnover.imitation_steps:
+                imitation.imitate(
+                    new.model, new.optimizer, teacher, rule=self.rule, scenario=self.scenario,
+                    channel=self.channel, steps=turnover.imitation_steps,
+                    batch_size=turnover.imitation_batch or self.cfg.training.batch_size,
+                    seed=self.cfg.seed, key=(agent_id, generation), device=self.device,
+                )
+            self.agents[agent_id] = new
 
     def get_state(self) -> dict[int, dict[str, Any]]:
         """Everything needed to resume these agents exactly (weights, optimiser, rule state)."""
@@ -289,8 +319,10 @@ class AgentShard:
         self._kept, self._stats, self._messages = [], {}, []
         self._games.clear()
         for i, s in state.items():
-            if int(s.get("generation", 0)) != self.agents[i].generation:
-                self.replace_agents({i: int(s.get("generation", 0))})
+            generation = int(s.get("generation", 0))
+            if generation != self.agents[i].generation:  # the saved weights overwrite it below
+                self.agents[i] = build_agent(self.cfg, i, self.scenario, self.channel, generation,
+                                             self.device)
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
             slot.optimizer.load_state_dict(s["optimizer"])

@@ -47,6 +47,7 @@ from neurocomm.platform.analysis.message_stats import (
     synonymy,
 )
 from neurocomm.platform.analysis.run_analysis import Analysis, analyze_run, write_analysis
+from neurocomm.platform.analysis.transmission import learnability, learning_curve
 
 __all__ = [
     "Analysis",
@@ -66,6 +67,8 @@ __all__ = [
     "language_distance",
     "language_distance_matrix",
     "language_measures",
+    "learnability",
+    "learning_curve",
     "lexicon",
     "load_population",
     "load_run",
