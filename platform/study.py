@@ -64,7 +64,8 @@ class Effect:
     """What is estimated from the runs of the conditions matching ``where``.
 
     contrast: mean(measure | factor = levels[1]) - mean(measure | factor = levels[0]);
-    slope: least-squares slope of the measure on the numeric factor (log-log with ``log``);
+    slope: least-squares slope of the measure on the numeric factor (of log measure on log
+    factor with ``log``, of the measure on log factor with ``log_factor``);
     correlation: across runs, the measure against the measure ``against``;
     mean: the mean of the measure (tested against 0).
     """
@@ -73,6 +74,7 @@ class Effect:
     factor: str | None = None
     levels: tuple[Any, ...] = ()
     log: bool = False
+    log_factor: bool = False
     against: str | None = None
     method: Literal["spearman", "pearson"] = "spearman"
     test: Literal["permutation", "welch"] = "permutation"
@@ -83,6 +85,8 @@ class Effect:
             raise ValueError(f"factor: a {self.kind} needs the factor it varies")
         if self.kind == "contrast" and len(self.levels) != 2:
             raise ValueError("levels: a contrast compares two levels [from, to]")
+        if self.log and self.log_factor:
+            raise ValueError("log_factor: log already takes the log of the factor (log-log)")
         if self.kind == "correlation" and self.against is None:
             raise ValueError("against: a correlation needs the other measure")
 
@@ -281,7 +285,8 @@ def _check_claims(cfg: StudyConfig, conditions: tuple[Condition, ...]) -> None:
         if effect.kind == "slope":
             values = {c.values[effect.factor] for c in chosen}
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-                raise ConfigError(f"a slope needs a numeric factor; {effect.factor} has {sorted(map(str, values))}",
+                shown = sorted(map(str, values))
+                raise ConfigError(f"a slope needs a numeric factor; {effect.factor} has {shown}",
                                   path=f"{where}.effect.factor")
             if len(values) < 2:
                 raise ConfigError(f"a slope needs at least two values of {effect.factor}",
@@ -348,7 +353,8 @@ def write_sweeps(study: Study, folder: Path, extra: dict[str, Any] | None = None
     paths = []
     for condition in study.conditions:
         path = folder / "sweeps" / f"{condition.id}.yaml"
-        path.write_text(yaml.safe_dump(_sweep_mapping(study, condition, folder, extra or {}), sort_keys=False))
+        mapping = _sweep_mapping(study, condition, folder, extra or {})
+        path.write_text(yaml.safe_dump(mapping, sort_keys=False))
         paths.append(path)
     manifest = {"study": study.config.name, "scale": study.scale, "source": str(study.path.resolve()),
                 "seeds": list(study.seeds),

@@ -53,7 +53,8 @@ def claim_figure(study: Study, claim: Claim, runs: pd.DataFrame, v: dict[str, An
     fig, ax = plt.subplots(figsize=(6, 4.2))
     y = part[claim.measure].astype(float)
     if effect.kind == "contrast":
-        groups = [(f"{effect.factor}={lvl}", y[part[effect.factor] == lvl].to_numpy()) for lvl in effect.levels]
+        groups = [(f"{effect.factor}={lvl}", y[part[effect.factor] == lvl].to_numpy())
+                  for lvl in effect.levels]
         _strip(ax, groups)
     elif effect.kind == "mean":
         groups = [(c, y[part["condition"] == c].to_numpy()) for c in part["condition"].drop_duplicates()]
@@ -66,11 +67,16 @@ def claim_figure(study: Study, claim: Claim, runs: pd.DataFrame, v: dict[str, An
         ax.plot(means.index.astype(float), means.to_numpy(), "o", color="C3", label="mean over seeds")
         if math.isfinite(v.get("intercept", math.nan)):
             xs = np.linspace(float(x.min()), float(x.max()), 50)
-            fit = (np.exp(v["intercept"]) * xs ** v["estimate"] if effect.log
-                   else v["intercept"] + v["estimate"] * xs)
+            if effect.log:
+                fit = np.exp(v["intercept"]) * xs ** v["estimate"]
+            elif effect.log_factor:
+                fit = v["intercept"] + v["estimate"] * np.log(xs)
+            else:
+                fit = v["intercept"] + v["estimate"] * xs
             ax.plot(xs, fit, "-", color="C1", label=f"fit: slope {_fmt(v['estimate'])}")
-        if effect.log:
+        if effect.log or effect.log_factor:
             ax.set_xscale("log")
+        if effect.log:
             ax.set_yscale("log")
         ax.set_xlabel(effect.factor)
         ax.legend(fontsize=8)

@@ -122,6 +122,8 @@ def estimate(claim: Claim, runs: pd.DataFrame) -> dict[str, Any]:
                 "g_low": d.g_low, "g_high": d.g_high, "n": d.n_a + d.n_b, "n_a": d.n_a, "n_b": d.n_b}
     if effect.kind == "slope":
         x = part[effect.factor].astype(float)
+        if effect.log_factor:
+            x = np.log(x.where(x > 0))
         fit = stats.loglog_slope(x, y) if effect.log else stats.linear_slope(x, y)
         return {"estimate": fit.slope, "ci_low": fit.low, "ci_high": fit.high, "p": fit.p,
                 "test": "OLS t (slope = 0)", "n": fit.n, "intercept": fit.intercept, "r": fit.r}
@@ -231,6 +233,7 @@ def write_report(study: Study, root: str | Path | None = None, export: str | Pat
                               "published": claim.published, "measure": claim.measure,
                               "effect": {"kind": claim.effect.kind, "factor": claim.effect.factor,
                                          "levels": list(claim.effect.levels), "log": claim.effect.log,
+                                         "log_factor": claim.effect.log_factor,
                                          "against": claim.effect.against, "where": claim.effect.where},
                               "rule": _rule_text(claim.verdict), **est,
                               "figure": f"claim_{claim.id}.png"}
