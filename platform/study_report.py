@@ -51,8 +51,11 @@ def _run_key(path: Path) -> str:
     return f"{status.get('status')}:{status.get('rounds_done')}:{status.get('finished')}"
 
 
-def collect(study: Study, folder: Path) -> pd.DataFrame:
-    """One row per (condition, seed) that has a run: factor values, run_dir and every measure."""
+def collect(study: Study, folder: Path,
+            contexts: dict[str, registry.RunMeasures] | None = None) -> pd.DataFrame:
+    """One row per (condition, seed) that has a run: factor values, run_dir and every measure.
+
+    ``contexts`` receives each run's :class:`RunMeasures`, so curves reuse its analysis."""
     cache_path = folder / "report" / "measures.json"
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     names = wanted_measures(study)
@@ -70,7 +73,9 @@ def collect(study: Study, folder: Path) -> pd.DataFrame:
             key = _run_key(run_dir)
             entry = cache.get(str(run_dir), {})
             values = entry.get("values", {}) if entry.get("key") == key else {}
-            run = registry.RunMeasures(run_dir, study.config.distance)
+            run = registry.RunMeasures(run_dir, study.config.distance, bool(study.config.over_time))
+            if contexts is not None:
+                contexts[str(run_dir)] = run
             for name in names:
                 if name not in values:
                     try:
@@ -188,18 +193,36 @@ def _wide_conditions(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def over_time_table(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
-    frames = []
+def over_time_table(study: Study, runs: pd.DataFrame, folder: Path,
+                    contexts: dict[str, registry.RunMeasures] | None = None) -> pd.DataFrame:
+    """Per condition, measure and round: mean, 95% CI and n over seeds. Each run's curves are
+    cached in ``report/curves.parquet`` under the same key as its measured values."""
+    cache_path = folder / "report" / "curves.parquet"
+    cache = pd.read_parquet(cache_path) if cache_path.is_file() else pd.DataFrame(
+        columns=["run_dir", "key", "measure", "round", "value"])
+    frames, fresh = [], []
     for name in study.config.over_time:
         curve_fn = registry.resolve(name).over_time
         assert curve_fn is not None
         for _, row in runs.iterrows():
-            try:
-                curve = curve_fn(registry.RunMeasures(row["run_dir"], study.config.distance))
-            except RunDirError as err:
-                _warn(f"{name} over time of {row['run_dir']}: {err}")
-                continue
+            key = _run_key(Path(row["run_dir"]))
+            hit = cache[(cache["run_dir"] == row["run_dir"]) & (cache["key"] == key)
+                        & (cache["measure"] == name)]
+            if len(hit):
+                curve = hit[["round", "value"]]
+            else:
+                run = (contexts or {}).get(row["run_dir"]) or registry.RunMeasures(
+                    row["run_dir"], study.config.distance, True)
+                try:
+                    curve = curve_fn(run)
+                except RunDirError as err:
+                    _warn(f"{name} over time of {row['run_dir']}: {err}")
+                    continue
+            fresh.append(curve[["round", "value"]].assign(run_dir=row["run_dir"], key=key, measure=name))
             frames.append(curve.assign(measure=name, condition=row["condition"], seed=row["seed"]))
+    if fresh:
+        pd.concat(fresh, ignore_index=True).astype({"round": float, "value": float}).to_parquet(
+            cache_path, index=False)
     if not frames:
         return pd.DataFrame(columns=["measure", "condition", "round", "n", "mean", "ci_low", "ci_high"])
     long = pd.concat(frames, ignore_index=True)
@@ -218,7 +241,8 @@ def write_report(study: Study, root: str | Path | None = None, export: str | Pat
 
     folder = study_folder(study, root)
     out = folder / "report"
-    runs = collect(study, folder)
+    contexts: dict[str, registry.RunMeasures] = {}
+    runs = collect(study, folder, contexts)
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     table = condition_table(study, runs)
@@ -246,7 +270,7 @@ def write_report(study: Study, root: str | Path | None = None, export: str | Pat
                          "hedges_g", "g_low", "g_high", "n", "verdict") if c in effects]
     atomic_write_text(out / "effects.md", _markdown(effects[shown]) + "\n")
     atomic_write_text(out / "verdicts.json", json.dumps(verdicts, indent=2, default=_plain) + "\n")
-    curves = over_time_table(study, runs)
+    curves = over_time_table(study, runs, folder, contexts)
     curves.to_csv(out / "over_time.csv", index=False)
     figures = [f"claim_{c.id}.png" for c in study.config.claims]
     for name in study.config.over_time:

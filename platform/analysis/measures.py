@@ -34,9 +34,12 @@ Curve = pd.DataFrame  # columns: round, value
 class RunMeasures:
     """One run directory, read and analysed lazily (each piece at most once)."""
 
-    def __init__(self, run_dir: str | Path, distance: MessageDistance = "edit") -> None:
+    def __init__(self, run_dir: str | Path, distance: MessageDistance = "edit",
+                 over_time: bool = False) -> None:
         self.path = Path(run_dir)
         self.distance = distance
+        # analyse the checkpoints over time on first use (when curves will be asked for too)
+        self.prefer_over_time = over_time
         self._status: dict[str, Any] | None = None
         self._metrics: pd.DataFrame | None = None
         self._analysis: Any = None
@@ -65,6 +68,7 @@ class RunMeasures:
         also written to RUN/analysis/ for inspection."""
         from neurocomm.platform.analysis.run_analysis import analyze_run, write_analysis
 
+        over_time = over_time or self.prefer_over_time
         if self._analysis is None or (over_time and not self._with_over_time):
             self._analysis = analyze_run(self.path, distance=self.distance, with_over_time=over_time)
             self._with_over_time = over_time
