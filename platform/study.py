@@ -31,6 +31,9 @@ from neurocomm.platform.typed import from_mapping
 
 SMOKE_SCALE = "tiny"  # the one scale allowed fewer than MIN_SEEDS seeds (tests, trying a study out)
 MIN_SEEDS = 5
+# columns of the report tables, so not available as factor names
+RESERVED_COLUMNS = ("condition", "seed", "run_dir", "measure", "n", "runs", "seeds", "mean", "ci_low",
+                    "ci_high")
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,10 @@ class StudyConfig:
                 raise ValueError(f"scales: a {required!r} scale is required")
         if not self.claims:
             raise ValueError("claims: at least one claim")
+        for name in self.factors:
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"factors: {name!r} is a column of the report; reserved: "
+                                 f"{', '.join(RESERVED_COLUMNS)}")
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
             raise ValueError("claims: two claims share an id")

@@ -101,14 +101,17 @@ def curve_figure(curves: pd.DataFrame, measure: str, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (cond, part) in enumerate(curves.groupby("condition", sort=False)):
-        part = part.sort_values("round")
+        # rounds that fewer than half of the runs reached (runs that stop early, such as the
+        # naming game at consensus) would make the mean jump: they are left out of the figure
+        part = part[part["n"] >= max(1, part["n"].max() / 2)].sort_values("round")
         ax.plot(part["round"], part["mean"], color=f"C{i % 10}", label=cond)
         ok = np.isfinite(part["ci_low"].astype(float))
         ax.fill_between(part["round"][ok], part["ci_low"][ok], part["ci_high"][ok], color=f"C{i % 10}",
                         alpha=0.2)
     ax.set_xlabel("round")
     ax.set_ylabel(measure)
-    ax.set_title(f"{measure} over the run (mean and 95% CI over seeds)", fontsize=9)
+    ax.set_title(f"{measure} over the run (mean and 95% CI over seeds; rounds reached by at least "
+                 "half of the runs)", fontsize=8)
     if len(curves):
         ax.legend(fontsize=6)
     fig.tight_layout()

@@ -68,6 +68,10 @@ def collect(study: Study, folder: Path,
             run_dir = by_seed.get(seed)
             if run_dir is None or not (run_dir / "run.json").is_file():
                 continue
+            status = json.loads((run_dir / "run.json").read_text()).get("status")
+            if status != "finished":  # a partial run would bias its condition: rerun the study
+                _warn(f"{run_dir} is {status}, left out (relaunch `neurocomm study run` to finish it)")
+                continue
             row: dict[str, Any] = {"condition": condition.id, **condition.values, "seed": seed,
                                    "run_dir": str(run_dir)}
             key = _run_key(run_dir)
