@@ -257,8 +257,9 @@ def write_report(study: Study, root: str | Path | None = None, export: str | Pat
     for claim in study.config.claims:
         est = estimate(claim, runs)
         result = verdict(claim.verdict, est["estimate"], est["ci_low"], est["ci_high"], est["p"])
-        verdicts[claim.id] = {"verdict": result, "statement": claim.statement, "reference": claim.reference,
-                              "published": claim.published, "measure": claim.measure,
+        verdicts[claim.id] = {"verdict": result, "statement": claim.statement.strip(),
+                              "reference": claim.reference, "published": claim.published.strip(),
+                              "measure": claim.measure,
                               "effect": {"kind": claim.effect.kind, "factor": claim.effect.factor,
                                          "levels": list(claim.effect.levels), "log": claim.effect.log,
                                          "log_factor": claim.effect.log_factor,
