@@ -135,7 +135,7 @@ BAD = [
     ("conditions: [{grid: {size: [3], rule: [g]}}]",
      "claims[0].effect.levels[1]: no condition has rule = 'r'"),
     ("conditions: [{grid: {size: [3], rule: [g, r]}, set: {training.rounds: 0}}]",
-     "(condition size-3__rule-g): training.rounds: must be >= 1"),
+     "__size-3): training.rounds: must be >= 1"),
 ]
 
 
