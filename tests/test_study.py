@@ -200,3 +200,21 @@ def test_measure_registry_names_and_unknown_names() -> None:
     assert {"topsim", "posdis", "t_conv", "max_words", "heldout_success", "mantel_r"} <= set(measures.names())
     with pytest.raises(LookupError, match="unknown measure 'nope'; known: .*topsim"):
         measures.resolve("nope")
+
+
+def test_report_leaves_out_runs_that_did_not_finish(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["study", "run", "naming_game", "--scale", "tiny", "--dir", str(tmp_path)]) == 0
+    folder = tmp_path / "naming_game__tiny"
+    index = json.loads((folder / "graph-ring__size-8" / "sweep.json").read_text())
+    stopped = Path(next(e["run_dir"] for e in index.values() if e["seed"] == 1))
+    status = json.loads((stopped / "run.json").read_text())
+    (stopped / "run.json").write_text(json.dumps({**status, "status": "interrupted"}))
+    capsys.readouterr()
+    assert main(["study", "report", "naming_game", "--scale", "tiny", "--dir", str(tmp_path)]) == 0
+    assert f"{stopped} is interrupted, left out" in capsys.readouterr().err
+    table = pd.read_csv(folder / "report" / "conditions.csv")
+    ring8 = table[(table["condition"] == "graph-ring__size-8") & (table["measure"] == "t_conv")]
+    assert ring8["runs"].item() == 1 and ring8["seeds"].item() == 2
+    runs = pd.read_csv(folder / "report" / "runs.csv")
+    assert str(stopped) not in set(runs["run_dir"])
