@@ -163,6 +163,28 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from neurocomm.platform.study import load_study, resolve_study_path, run_study
+
+    study = load_study(resolve_study_path(args.study), args.scale)
+    if args.action == "validate":
+        _say(f"{study.path}: valid ({len(study.conditions)} conditions x {len(study.seeds)} seeds, "
+             f"{len(study.config.claims)} claims, scale {study.scale})")
+        return 0
+    if args.action == "run":
+        folder, outcomes = run_study(study, args.dir, args.address, echo=_say)
+        bad = [o for o in outcomes if o not in ("finished", "skipped")]
+        _say(f"{folder}: {len(outcomes)} runs, {len(bad)} not finished")
+        return 0 if not bad else 1
+    from neurocomm.platform.study_report import write_report
+
+    verdicts = write_report(study, args.dir, args.export)
+    for claim, v in verdicts.items():
+        _say(f"{claim}: {v['verdict']} ({v['measure']} {v['effect']['kind']} {v['estimate']:.3g} "
+             f"[{v['ci_low']:.3g}, {v['ci_high']:.3g}], p {v['p']:.3g}, n {v['n']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurocomm",
@@ -230,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="play tiny rounds to check a model, scenario or rule plug-in")
     p.add_argument("name", help="a registered name or an import path pkg.mod:Class")
     p.set_defaults(fn=cmd_check)
+
+    p = sub.add_parser("study", help="run or report a study: a published claim tested over seeds")
+    p.add_argument("action", choices=["run", "report", "validate"])
+    p.add_argument("study", help="NAME (configs/studies/NAME.yaml) or a study YAML file")
+    p.add_argument("--scale", default="quick", help="a scale of the study: quick, full, tiny, ...")
+    p.add_argument("--address", default=None, help="run on this Ray cluster (auto, host:port)")
+    p.add_argument("--dir", default=None, help="root folder of study folders (default: the study's dir)")
+    p.add_argument("--export", default=None, help="report: also copy report.md and figures here")
+    p.set_defaults(fn=cmd_study)
     return parser
 
 
