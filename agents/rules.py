@@ -61,6 +61,12 @@ def _group_means(values: Tensor, groups: int) -> Tensor:
     return values.reshape(groups, -1).mean(1)
 
 
+def _no_eos(logits: Tensor) -> Tensor:
+    """Logits with end-of-message ruled out: every message is ``max_len`` symbols long, as with
+    EGG's ``PlusOneWrapper`` (Chaabouni et al. 2020 use fixed-length messages)."""
+    return logits.index_fill(-1, torch.tensor([EOS], device=logits.device), -1e9)
+
+
 def _categorical(probs: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF sampling: one symbol per row from (rows, V) probabilities and (rows, 1) noise."""
     below = (probs.cumsum(-1) < u).sum(-1)
@@ -165,10 +171,17 @@ class Reinforce:
         entropy_coeff: float = 0.05
         baseline: Literal["mean", "none"] = "mean"
         length_cost: float = 0.0
+        # What the speaker is told per game: the scenario's reward (e.g. the fraction of
+        # attributes right), or the listener's negative loss, as EGG's REINFORCE games do. The
+        # latter is dense: with many values per attribute the fraction right is 0 for most
+        # early games and gives the speaker almost no signal.
+        reward: Literal["decision", "neg_loss"] = "decision"
+        # true: no end-of-message symbol, every message is max_len symbols long
+        fixed_length: bool = False
 
         def check(self) -> None:
             if self.entropy_coeff < 0 or self.length_cost < 0:
-                raise ValueError("entropy_coeff: must be >= 0")
+                raise ValueError("entropy_coeff, length_cost: must be >= 0")
 
     evaluate = staticmethod(evaluate_tokens)
 
@@ -188,6 +201,8 @@ class Reinforce:
         tokens, logps, ents = [], [], []
         for _ in range(channel.max_len):
             logits, state = agent.production_step(symbol, state)
+            if self.params.fixed_length:
+                logits = _no_eos(logits)
             logp_all = F.log_softmax(logits, dim=-1)
             if train:
                 tok = _categorical(logp_all.exp(), noise((len(logits), 1)).to(logits.device))
@@ -228,7 +243,8 @@ class Reinforce:
         decision = scenario.decide(agent, states.gather(1, idx), batch)
         losses = _group_means(decision.loss, groups)
         _backward(losses.sum())
-        rewards = list(decision.reward[:, 0].detach().chunk(groups))
+        told = -decision.loss if self.params.reward == "neg_loss" else decision.reward
+        rewards = list(told[:, 0].detach().chunk(groups))
         return losses.detach().tolist(), rewards, decision, lengths
 
     def learn(
@@ -280,6 +296,8 @@ class GumbelSoftmax:
         # false: the listener reads the relaxed (soft) symbols while training, as EGG's
         # RnnSenderGS does by default; true: hard one-hot forward, soft gradient.
         straight_through: bool = False
+        # true: no end-of-message symbol, every message is max_len symbols long
+        fixed_length: bool = False
 
         def check(self) -> None:
             if not self.temperature > 0:
@@ -303,6 +321,8 @@ class GumbelSoftmax:
         steps, ents = [], []
         for _ in range(channel.max_len):
             logits, state = agent.production_step(symbol, state)
+            if self.params.fixed_length:
+                logits = _no_eos(logits)
             probs = F.softmax(logits, -1)
             ents.append(-(probs * F.log_softmax(logits, -1)).sum(-1))
             if train:
