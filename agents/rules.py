@@ -66,6 +66,12 @@ def _group_means(values: Tensor, groups: int) -> Tensor:
     return values.reshape(groups, -1).mean(1)
 
 
+def _no_eos(logits: Tensor) -> Tensor:
+    """Logits with end-of-message ruled out: every message is ``max_len`` symbols long, as with
+    EGG's ``PlusOneWrapper`` (Chaabouni et al. 2020 use fixed-length messages)."""
+    return logits.index_fill(-1, torch.tensor([EOS], device=logits.device), -1e9)
+
+
 def _categorical(probs: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF sampling: one symbol per row from (rows, V) probabilities and (rows, 1) noise."""
     below = (probs.cumsum(-1) < u).sum(-1)
@@ -179,6 +185,13 @@ class Reinforce:
         entropy_coeff: float = 0.05
         baseline: Literal["mean", "none"] = "mean"
         length_cost: float = 0.0
+        # What the speaker is told per game: the scenario's reward (e.g. the fraction of
+        # attributes right), or the listener's negative loss, as EGG's REINFORCE games do. The
+        # latter is dense: with many values per attribute the fraction right is 0 for most
+        # early games and gives the speaker almost no signal.
+        reward: Literal["decision", "neg_loss"] = "decision"
+        # true: no end-of-message symbol, every message is max_len symbols long
+        fixed_length: bool = False
 
         def check(self) -> None:
             if self.entropy_coeff < 0:
@@ -201,6 +214,8 @@ class Reinforce:
         tokens, logps, ents = [], [], []
         for _ in range(channel.max_len):
             logits, state = agent.production_step(symbol, state)
+            if self.params.fixed_length:
+                logits = _no_eos(logits)
             logp_all = F.log_softmax(logits, dim=-1)
             if train:
                 tok = _categorical(logp_all.exp(), noise((len(logits), 1)).to(logits.device))
@@ -240,7 +255,8 @@ class Reinforce:
         losses = _group_means(decision.loss, groups)
         _backward(losses.sum())
         values = losses.detach().tolist()
-        rewards = decision.reward[:, 0].detach().chunk(groups)
+        told = -decision.loss if self.params.reward == "neg_loss" else decision.reward
+        rewards = told[:, 0].detach().chunk(groups)
         return Heard(values, [Feedback(v, reward=r) for v, r in zip(values, rewards)], decision, lengths)
 
     def learn(
@@ -291,6 +307,8 @@ class GumbelSoftmax:
         # false: the listener reads the relaxed (soft) symbols while training, as EGG's
         # RnnSenderGS does by default; true: hard one-hot forward, soft gradient.
         straight_through: bool = False
+        # true: no end-of-message symbol, every message is max_len symbols long
+        fixed_length: bool = False
 
         def check(self) -> None:
             if not self.temperature > 0:
@@ -311,6 +329,8 @@ class GumbelSoftmax:
         steps, ents = [], []
         for _ in range(channel.max_len):
             logits, state = agent.production_step(symbol, state)
+            if self.params.fixed_length:
+                logits = _no_eos(logits)
             probs = F.softmax(logits, -1)
             ents.append(-(probs * F.log_softmax(logits, -1)).sum(-1))
             if train:
