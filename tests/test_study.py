@@ -62,7 +62,7 @@ def _run_and_report(name: str, out: Path, capsys: pytest.CaptureFixture[str]) ->
     table = pd.read_csv(report / "conditions.csv")
     assert set(table["condition"]) == {c.id for c in study.conditions}
     assert (table["runs"] == 2).all() and (table["n"] <= 2).all()  # two seeds; n: runs where defined
-    assert (table[table["measure"] == "final_success"]["n"] == 2).all()
+    assert (table[table["measure"] == "tail_success"]["n"] == 2).all()
     assert {"mean", "ci_low", "ci_high", "n"} <= set(table.columns)
     assert (report / "conditions.md").read_text().startswith("| condition |")
     effects = pd.read_csv(report / "effects.csv")
@@ -89,7 +89,7 @@ def test_neural_study_tiny_end_to_end(name: str, tmp_path: Path,
     _run_and_report(name, tmp_path, capsys)
     runs = pd.read_csv(tmp_path / f"{name}__tiny" / "report" / "runs.csv")
     assert len(runs) == 2 * len(load_study(resolve_study_path(name), "tiny").conditions)
-    assert runs["final_success"].between(0, 1).all()
+    assert runs["tail_success"].between(0, 1).all()
 
 
 def test_report_before_any_run_is_a_one_line_error(tmp_path: Path,

@@ -190,7 +190,7 @@ def _optional(module: str, name: str) -> Callable[..., Any] | None:
 
 
 SUMMARY_MEASURES = {
-    "final_success": ("mean success of training games over the last 10% of rounds", _metric_curve("success")),
+    "tail_success": ("mean success of training games over the last 10% of rounds", _metric_curve("success")),
     "final_eval_success": ("greedy evaluation success at the last evaluated round",
                            _metric_curve("eval_success")),
     "topsim": ("topographic similarity of the population's greedy language", _checkpoint_curve("topsim")),
