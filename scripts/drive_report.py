@@ -73,12 +73,16 @@ class Browser:
         page = next(t for t in targets if t.get("type") == "page")
         self._ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout)
         self._next = 0
+        self.requests: list[str] = []  # every URL the page asked for, from Network events
+        self.call("Network.enable")
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         self._next += 1
         self._ws.send(json.dumps({"id": self._next, "method": method, "params": params}))
         while True:
             message = json.loads(self._ws.recv())
+            if message.get("method") == "Network.requestWillBeSent":
+                self.requests.append(message["params"]["request"]["url"])
             if message.get("id") == self._next:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
@@ -167,6 +171,11 @@ TOOLTIP = (
 )
 
 
+def _fetched(b: Browser, page: Path) -> list[str]:
+    """URLs the page loaded other than itself and inline data: (should be none)."""
+    return [u for u in b.requests if u != page.resolve().as_uri() and not u.startswith("data:")]
+
+
 def _state(b: Browser) -> dict[str, Any]:
     return {
         "slider": b.js("document.getElementById('checkpoint-slider').value"),
@@ -180,9 +189,10 @@ def drive_run_report(b: Browser, page: Path) -> dict[str, Any]:
     """Work every control of a run report; return what was seen before and after each step."""
     b.open(page.resolve().as_uri())
     seen: dict[str, Any] = {
+        "fetched": _fetched(b, page),
         "checkpoints": b.js(
             "JSON.parse(document.getElementById('report-data').textContent).checkpoints.length"
-        )
+        ),
     }
     seen["slider_start"] = _state(b)
     b.focus("#checkpoint-slider")
@@ -217,7 +227,7 @@ def drive_run_report(b: Browser, page: Path) -> dict[str, Any]:
 
 def check_run_report(seen: dict[str, Any]) -> list[str]:
     """What did not behave; empty when every control worked."""
-    problems = []
+    problems = [f"the page fetched {u}" for u in seen["fetched"]]
     if seen["checkpoints"] > 1:
         if seen["slider_first"]["label"] == seen["slider_next"]["label"]:
             problems.append("the arrow key did not move the checkpoint slider")
@@ -245,7 +255,10 @@ def drive_compare_page(b: Browser, page: Path) -> dict[str, Any]:
     """Change the measure with the keyboard and hover a point of a comparison page."""
     b.open(page.resolve().as_uri())
     chart = "document.getElementById('compare-chart').innerHTML"
-    seen: dict[str, Any] = {"measure_start": b.js("document.getElementById('measure-select').value")}
+    seen: dict[str, Any] = {
+        "fetched": _fetched(b, page),
+        "measure_start": b.js("document.getElementById('measure-select').value"),
+    }
     seen["chart_start"] = b.js(chart)
     b.focus("#measure-select")
     b.key("ArrowDown")
@@ -259,7 +272,7 @@ def drive_compare_page(b: Browser, page: Path) -> dict[str, Any]:
 
 
 def check_compare_page(seen: dict[str, Any]) -> list[str]:
-    problems = []
+    problems = [f"the page fetched {u}" for u in seen["fetched"]]
     if seen["measure_start"] == seen["measure_next"]:
         problems.append("the arrow key did not change the measure")
     elif seen["chart_start"] == seen["chart_next"]:
