@@ -22,6 +22,7 @@ did not, 2 when Chromium or the page could not be used. Needs ``websocket-client
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import shutil
 import subprocess
@@ -134,6 +135,11 @@ class Browser:
         self.focus(selector)
         self.call("Input.insertText", text=text)
 
+    def screenshot(self, path: Path) -> None:
+        """The visible part of the page as a PNG."""
+        shot = self.call("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+
     def close(self) -> None:
         try:
             if getattr(self, "_ws", None) is not None:
@@ -204,6 +210,7 @@ def drive_run_report(b: Browser, page: Path) -> dict[str, Any]:
     seen["cell_tooltip"] = b.js(TOOLTIP)
     b.hover("#graph .node")
     seen["node_tooltip"] = b.js(TOOLTIP)
+    b.hover("#heatmap .cell:last-of-type")
     seen["rows_all"] = b.js(ROWS)
     seen["matching_all"] = b.js(MATCHING)
     seen["rounds_all"] = b.js(ROUNDS)
@@ -286,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("page", type=Path, help="a report.html or compare.html")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--screenshot", type=Path, help="save a PNG of the page as the drive left it")
     args = parser.parse_args(argv)
     if not args.page.is_file():
         print(f"drive_report: {args.page}: no such file", file=sys.stderr)
@@ -297,12 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Browser(args.chromium) as b:
             seen = drive_compare_page(b, args.page) if compare else drive_run_report(b, args.page)
+            if args.screenshot:
+                b.screenshot(args.screenshot)
     except (RuntimeError, OSError, ImportError) as err:
         print(f"drive_report: {err}", file=sys.stderr)
         return 2
     problems = check_compare_page(seen) if compare else check_run_report(seen)
     for key, value in seen.items():
         shown = f"{len(value)} items" if isinstance(value, list) and len(value) > 8 else value
+        if isinstance(value, str) and len(value) > 160:
+            shown = value[:160] + "..."
         if isinstance(value, dict):
             shown = {k: v for k, v in value.items() if k in ("slider", "label")}
         print(f"{key}: {shown}")

@@ -357,7 +357,9 @@ def symbol_attribute_heatmap(analysis: Analysis) -> Figure | None:
     if table is None or table.empty:
         return None
     grid = table.pivot_table(index="symbol", columns=["attribute", "value"], values="mutual_information")
-    fig, ax = plt.subplots(figsize=(min(14, 2 + 0.45 * grid.shape[1]), min(10, 1.5 + 0.3 * grid.shape[0])))
+    fig, ax = plt.subplots(
+        figsize=(min(14, max(6.0, 2 + 0.45 * grid.shape[1])), min(10, 2 + 0.3 * grid.shape[0]))
+    )
     image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="magma", vmin=0)
     ax.set_xticks(range(grid.shape[1]), [f"a{a}={v}" for a, v in grid.columns], rotation=90, fontsize=7)
     ax.set_yticks(range(grid.shape[0]), [str(s) for s in grid.index], fontsize=7)

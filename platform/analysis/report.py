@@ -131,7 +131,7 @@ def _interactive_html(analysis: Analysis) -> str:
         "<span id='checkpoint-label'></span></div>"
         "<div class='views'><figure><svg id='heatmap' role='img' aria-label='intelligibility heat map'>"
         "</svg><figcaption>Success when the row agent speaks and the column agent listens "
-        "(greedy, fixed evaluation set), agents in id order.</figcaption></figure>"
+        "(greedy, fixed evaluation set), agents in id order; dark purple 0, yellow 1.</figcaption></figure>"
         "<figure><svg id='graph' role='img' aria-label='interaction graph'></svg><figcaption>The "
         "interaction graph; colour = language cluster (dialect) at this checkpoint. Hover for "
         "values.</figcaption></figure></div>"
