@@ -103,6 +103,15 @@ def test_report_views_come_from_one_analysis(rich: Path) -> None:
         assert (page.parent / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_slider_starts_at_the_analysed_checkpoint(rich: Path) -> None:
+    earlier = _page_data(write_report(analyze_run(rich, at=10), rich / "report_at10"))
+    assert earlier["start"] == 0 and [v["round"] for v in earlier["checkpoints"]] == [10, 20]
+    headline_only = analyze_run(rich, with_over_time=False)
+    views = _page_data(write_report(headline_only, rich / "report_short"))["checkpoints"]
+    assert [v["round"] for v in views] == [20] and views[0]["label"] == "checkpoint at round 20"
+    assert np.allclose(np.array(views[0]["intelligibility"]), headline_only.intelligibility, atol=1e-4)
+
+
 def test_report_page_fetches_nothing(rich: Path) -> None:
     text = (rich / "report" / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)

@@ -38,8 +38,8 @@ def _text(values: Any) -> str:
 def checkpoint_views(analysis: Analysis) -> list[dict[str, Any]]:
     """One entry per checkpoint (round, N×N intelligibility or None, cluster per agent).
 
-    Without a checkpoint, one entry from the messages log (no intelligibility) when the run has
-    a language at all.
+    Without the per-checkpoint tables (an analysis run ``with_over_time=False``), or without a
+    checkpoint, one entry for the headline language when the run has a language at all.
     """
     ids = analysis.agent_ids
     intel = analysis.tables.get("intelligibility_by_checkpoint")
@@ -64,11 +64,17 @@ def checkpoint_views(analysis: Analysis) -> list[dict[str, Any]]:
                 }
             )
     elif analysis.language_clusters is not None:
+        at = analysis.checkpoint_round
+        matrix = analysis.intelligibility
         views.append(
             {
-                "label": "messages log (last 10% of rounds)",
-                "round": None,
-                "intelligibility": None,
+                "label": f"checkpoint at round {at}"
+                if at is not None
+                else "messages log (last 10% of rounds)",
+                "round": at,
+                "intelligibility": [[_number(v) for v in row] for row in matrix]
+                if matrix is not None
+                else None,
                 "clusters": [int(c) for c in analysis.language_clusters],
             }
         )
@@ -119,10 +125,16 @@ def games_view(messages: pd.DataFrame, n: int = MAX_GAMES, seed: int = 0) -> dic
 
 def run_page_data(analysis: Analysis) -> dict[str, Any]:
     """Everything the run page's script draws."""
+    views = checkpoint_views(analysis)
+    rounds = [v["round"] for v in views]
     return {
         "kind": "run",
         "agents": analysis.agent_ids,
-        "checkpoints": checkpoint_views(analysis),
+        "checkpoints": views,
+        # the slider starts at the analysed checkpoint (``--at``), else the last one
+        "start": rounds.index(analysis.checkpoint_round)
+        if analysis.checkpoint_round in rounds
+        else len(views) - 1,
         "graph": graph_view(analysis),
         "games": games_view(analysis.data.messages),
     }
