@@ -169,6 +169,7 @@ CELLS = _all("#heatmap .cell", "e.getAttribute('fill')")
 NODES = _all("#graph .node", "e.getAttribute('fill')")
 ROWS = "document.querySelectorAll('#games-table tbody tr').length"
 ROUNDS = _all("#games-table tbody tr", "+e.cells[0].textContent")
+SPEAKERS = _all("#games-table tbody tr", "e.cells[1].textContent.split(' ')[0]")
 SUCCESS = _all("#games-table tbody tr", "e.cells[6].textContent")
 MATCHING = "parseInt(document.getElementById('games-count').textContent, 10)"
 TOOLTIP = (
@@ -228,6 +229,11 @@ def drive_run_report(b: Browser, page: Path) -> dict[str, Any]:
     b.key("ArrowDown")  # won -> lost
     seen["lost_filtered"] = b.js(SUCCESS)
     seen["matching_lost"] = b.js(MATCHING)
+    b.focus("#filter-speaker")
+    b.key("ArrowDown")  # any -> the first agent
+    seen["speaker_choice"] = b.js("document.getElementById('filter-speaker').value")
+    seen["speakers_filtered"] = b.js(SPEAKERS)
+    seen["matching_speaker"] = b.js(MATCHING)
     seen["count_text"] = b.js("document.getElementById('games-count').textContent")
     return seen
 
@@ -255,6 +261,10 @@ def check_run_report(seen: dict[str, Any]) -> list[str]:
             problems.append("the success filter did not keep only won games")
         if any(v != "no" for v in seen["lost_filtered"]):
             problems.append("the success filter did not keep only lost games")
+        if any(v != seen["speaker_choice"] for v in seen["speakers_filtered"]):
+            problems.append("the speaker filter let other speakers through")
+        if seen["matching_speaker"] > seen["matching_lost"]:
+            problems.append("adding the speaker filter showed more games, not fewer")
     return problems
 
 

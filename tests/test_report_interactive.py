@@ -176,6 +176,8 @@ def test_run_report_controls_work_in_chromium(rich: Path) -> None:
     assert seen["matching_lost"] > 0 and seen["matching_won"] > 0
     assert seen["matching_won"] + seen["matching_lost"] == seen["matching_rounds"]
     assert min(seen["rounds_filtered"]) >= seen["round_min"]
+    assert seen["speaker_choice"] == "0" and 0 < seen["matching_speaker"] < seen["matching_lost"]
+    assert set(seen["speakers_filtered"]) == {"0"}
 
 
 @needs_chromium
