@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from neurocomm.platform.analysis import analyze_run
 from neurocomm.platform.analysis.compare import comparison_table, mean_ci, summaries
@@ -27,9 +28,10 @@ from neurocomm.platform.analysis.intelligibility import (
     intelligibility_matrix,
     load_population,
 )
+from neurocomm.platform.analysis.report import FIGURES
 from neurocomm.platform.building import build_agent, build_scenario
 from neurocomm.platform.cli import main
-from neurocomm.platform.config import build_config
+from neurocomm.platform.config import apply_overrides, build_config
 from neurocomm.platform.errors import RunDirError
 from neurocomm.platform.interfaces import ChannelSpec
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
@@ -77,8 +79,13 @@ def make_fake_run(
     checkpoints: bool = True,
     log_messages: bool = True,
     status: str = "finished",
+    changes: tuple[str, ...] = (),
+    lost_every: int = 0,
+    distinct_checkpoints: bool = False,
 ) -> Path:
-    cfg = build_config(fake_config(name, seed))
+    """``changes``: config overrides (``key.path=value``); ``lost_every``: every k-th logged
+    game is a failure; ``distinct_checkpoints``: each checkpoint holds different weights."""
+    cfg = build_config(apply_overrides(fake_config(name, seed), list(changes)))
     run = RunDir.create(cfg, root)
     topology = build_topology(cfg.topology, cfg.seed)
     topology.save(run.path / "topology.json")
@@ -117,7 +124,7 @@ def make_fake_run(
                         "length": 3,
                         "choice": 0,
                         "target_index": 0,
-                        "success": True,
+                        "success": not (lost_every and g % lost_every == 0),
                     }
                     for s, lis in edges
                     for g, obj in enumerate(OBJECTS)
@@ -131,13 +138,22 @@ def make_fake_run(
     if checkpoints:
         scenario = build_scenario(cfg)
         channel = ChannelSpec(cfg.population.vocab_size, cfg.population.max_len)
-        agents = {
-            i: {"model": build_agent(cfg, i, scenario, channel).model.state_dict()} for i in range(topology.n)
-        }
+        states = {i: build_agent(cfg, i, scenario, channel).model.state_dict() for i in range(topology.n)}
         for done in range(10, rounds + 1, 10):
+            if distinct_checkpoints:
+                noise = torch.Generator().manual_seed(done)
+                states = {i: _jitter(state, noise) for i, state in states.items()}
+            agents = {i: {"model": state} for i, state in states.items()}
             run.save_checkpoint(done, {"rounds_done": done, "agents": agents})
     run.update_status(status=status, rounds_done=rounds, n_agents=topology.n)
     return run.path
+
+
+def _jitter(state: dict, noise: torch.Generator) -> dict:
+    """Weights moved by unit Gaussian noise: another network, as after more training."""
+    return {
+        k: v + torch.randn(v.shape, generator=noise) if v.is_floating_point() else v for k, v in state.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -223,16 +239,9 @@ def test_report_is_self_contained(runs: dict[str, Path]) -> None:
     assert main(["report", str(runs["full"])]) == 0
     folder = runs["full"] / "report"
     page = (folder / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 6
-    assert "http://" not in page and "https://" not in page
-    for png in (
-        "learning_curves",
-        "intelligibility",
-        "dialect_graph",
-        "distance_vs_graph",
-        "compositionality_over_time",
-        "lexicon",
-    ):
+    assert page.count("src='data:image/png;base64,") == len(FIGURES) == 9
+    assert "<script src" not in page and "<link" not in page  # script, styles and data inline
+    for png, _, _ in FIGURES:
         assert (folder / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -332,4 +341,4 @@ def test_report_images_load_in_chromium(runs: dict[str, Path]) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 of 6 images loaded" in done.stdout
+    assert f"{len(FIGURES)} of {len(FIGURES)} images loaded" in done.stdout

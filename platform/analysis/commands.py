@@ -49,7 +49,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """One table over runs (or folders of runs): means and 95% CIs over seeds per config name."""
+    """One table over runs (or folders of runs): means and 95% CIs over seeds per condition."""
     runs = summaries(args.run_dirs, distance=args.distance, trust=args.trust)
     table = comparison_table(runs)
     _say(format_comparison(table))
@@ -61,5 +61,11 @@ def compare_command(args: argparse.Namespace) -> int:
         runs.to_csv(folder / "runs.csv", index=False)
         (folder / "compare.txt").write_text(format_comparison(table) + "\n")
         comparison_plot(table, folder / "compare.png")
-        _say(f"wrote {folder}/ (compare.csv, compare.parquet, compare.txt, runs.csv, compare.png)")
+        from neurocomm.platform.analysis.report_compare import write_compare_page
+
+        write_compare_page(table, folder / "compare.html")
+        _say(
+            f"wrote {folder}/ (compare.csv, compare.parquet, compare.txt, runs.csv, compare.png, "
+            "compare.html)"
+        )
     return 0

@@ -1,9 +1,12 @@
 """One table across runs: each measure's mean and 95% confidence interval over seeds.
 
-Runs are grouped by config name (``name`` in the config); the interval is Student's t
-interval of the mean over the runs of a group (half-width t(0.975, n-1) · sd / √n), NaN with
-fewer than two runs. A measure that is undefined for a run (e.g. a success threshold never
-reached) is left out of that measure's mean; ``n`` counts the runs that have it.
+Runs are grouped by config name (``name`` in the config), and each group is labelled by its
+condition: the config fields whose values differ between the runs compared (seed, name and
+output folder aside), e.g. ``topology.generator=cycle_graph, training.rule=gumbel``. The
+interval is Student's t interval of the mean over the runs of a group (half-width
+t(0.975, n-1) · sd / √n), NaN with fewer than two runs. A measure that is undefined for a run
+(e.g. a success threshold never reached) is left out of that measure's mean; ``n`` counts the
+runs that have it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy.stats import t as student_t
 
 from neurocomm.platform.analysis.distances import MessageDistance
@@ -84,6 +88,49 @@ def _cached(path: Path, distance: str) -> dict[str, Any] | None:
     return summary if fresh else None
 
 
+# Config fields that differ between runs without making them different conditions.
+COLUMN_WIDTH = 24  # longer condition labels get a numbered column and a legend line
+NOT_CONDITIONS = ("seed", "name", "logging.dir", "logging.progress", "runtime.address")
+
+
+def flat_config(path: Path) -> dict[str, Any]:
+    """RUN/config.yaml as {"section.field": value} (lists as text); {} when unreadable."""
+    try:
+        data = yaml.safe_load((path / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            out[prefix[:-1]] = json.dumps(node) if isinstance(node, list | dict) else node
+
+    walk(data if isinstance(data, dict) else {}, "")
+    return out
+
+
+def _value_text(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def condition_labels(names: Sequence[str], configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Each run's condition: ``field=value, ...`` over the config fields that vary between runs.
+
+    A config name whose runs have no differing field, or whose label another name shares, is
+    labelled by its name.
+    """
+    keys = sorted({k for c in configs for k in c} - set(NOT_CONDITIONS))
+    varying = [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs}) > 1]
+    labels = [", ".join(f"{k}={_value_text(c.get(k))}" for k in varying) for c in configs]
+    names_of: dict[str, set[str]] = {}
+    for name, label in zip(names, labels):
+        names_of.setdefault(label, set()).add(name)
+    return [label if label and len(names_of[label]) == 1 else str(name) for name, label in zip(names, labels)]
+
+
 def run_summary(path: Path, distance: MessageDistance = "edit", trust: bool = False) -> dict[str, Any]:
     """The analysis summary of one run (from RUN/analysis/summary.json when it is up to date)."""
     summary = _cached(path, distance) or analyze_run(path, distance=distance, with_over_time=False,
@@ -98,7 +145,7 @@ def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit",
               trust: bool = False) -> pd.DataFrame:
     """One row per run found under ``paths``; broken runs found inside a folder are skipped
     with a warning, a broken run named explicitly raises RunDirError."""
-    rows = []
+    rows, configs = [], []
     for path, explicit in find_runs(paths):
         try:
             rows.append(run_summary(path, distance, trust))
@@ -106,9 +153,13 @@ def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit",
             if explicit:
                 raise
             print(f"neurocomm: warning: skipped {err}", file=sys.stderr)
+            continue
+        configs.append(flat_config(path))
     if not rows:
         raise RunDirError("no run could be analysed")
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "condition", condition_labels(frame["name"].astype(str).tolist(), configs))
+    return frame
 
 
 def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[int, float, float, float]:
@@ -125,14 +176,18 @@ def mean_ci(values: Iterable[float], level: float = 0.95) -> tuple[int, float, f
 
 
 def comparison_table(runs: pd.DataFrame, measures: Sequence[str] = COMPARED) -> pd.DataFrame:
-    """Long table: name, measure, n, mean, ci_low, ci_high (one row per config name × measure)."""
+    """Long table: condition, name, measure, runs, n, mean, ci_low, ci_high (one row per
+    config name × measure; ``condition`` labels the name, see :func:`condition_labels`)."""
+    if "condition" not in runs:
+        runs = runs.assign(condition=runs["name"])
     rows = []
-    for name, group in runs.groupby("name", sort=True):
+    for (condition, name), group in runs.groupby(["condition", "name"], sort=True):
         for measure in measures:
             values = group[measure].tolist() if measure in group else []
             n, mean, low, high = mean_ci(float(v) if v is not None else math.nan for v in values)
             rows.append(
                 {
+                    "condition": condition,
                     "name": name,
                     "measure": measure,
                     "runs": len(group),
@@ -146,7 +201,7 @@ def comparison_table(runs: pd.DataFrame, measures: Sequence[str] = COMPARED) -> 
 
 
 def format_comparison(table: pd.DataFrame) -> str:
-    """The long table as text: one column per config name, 'mean ± half-width (n)' per cell."""
+    """The long table as text: one column per condition, 'mean ± half-width (n)' per cell."""
 
     def cell(r: pd.Series) -> str:
         if r["n"] == 0:
@@ -155,11 +210,21 @@ def format_comparison(table: pd.DataFrame) -> str:
             return f"{r['mean']:.3g} (n={r['n']})"
         return f"{r['mean']:.3g} ± {(r['ci_high'] - r['ci_low']) / 2:.2g} (n={r['n']})"
 
-    wide = table.assign(text=table.apply(cell, axis=1)).pivot(index="measure", columns="name", values="text")
-    wide = wide.reindex([m for m in table["measure"].drop_duplicates()])
-    runs = table.drop_duplicates("name").set_index("name")["runs"]
-    header = "runs per config: " + ", ".join(f"{k}: {v}" for k, v in runs.items())
-    return header + "\n(mean ± 95% CI half-width over seeds)\n" + wide.to_string()
+    if "condition" not in table:
+        table = table.assign(condition=table["name"])
+    groups = table.drop_duplicates("condition")[["condition", "name", "runs"]]
+    long = any(len(c) > COLUMN_WIDTH for c in groups["condition"])
+    column = {c: f"[{k + 1}]" if long else c for k, c in enumerate(groups["condition"])}
+    lines = ["runs per condition:"]
+    for k, (condition, name, runs) in enumerate(groups.itertuples(index=False)):
+        tag = f"[{k + 1}] " if long else ""
+        named = f" (config {name})" if condition != name else ""
+        lines.append(f"  {tag}{condition}{named}: {runs}")
+    wide = table.assign(text=table.apply(cell, axis=1), column=table["condition"].map(column))
+    wide = wide.pivot(index="measure", columns="column", values="text")
+    wide = wide.reindex(index=list(table["measure"].drop_duplicates()), columns=list(column.values()))
+    wide.columns.name = None
+    return "\n".join(lines) + "\n(mean ± 95% CI half-width over seeds)\n" + wide.to_string()
 
 
 def comparison_plot(table: pd.DataFrame, out: Path) -> Path:
@@ -170,12 +235,13 @@ def comparison_plot(table: pd.DataFrame, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     measures = [m for m in table["measure"].drop_duplicates() if table[table["measure"] == m]["n"].sum()]
-    names = sorted(table["name"].unique())
+    key = "condition" if "condition" in table else "name"
+    names = sorted(table[key].unique())
     cols = 4
     rows = max(1, math.ceil(len(measures) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, measure in zip(axes.flat, measures):
-        part = table[table["measure"] == measure].set_index("name").reindex(names)
+        part = table[table["measure"] == measure].set_index(key).reindex(names)
         err = np.nan_to_num((part["ci_high"] - part["ci_low"]).to_numpy() / 2)
         ax.bar(range(len(names)), part["mean"].to_numpy(), yerr=err, capsize=3, color="C0")
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)

@@ -152,6 +152,26 @@ def mantel_test(
     return MantelResult(observed, float(p_value), len(orders), pairs, method, exact)
 
 
+MIN_MANTEL_PERMUTATIONS = 100
+
+
+def mantel_warning(result: MantelResult, n_agents: int) -> str | None:
+    """A one-line warning when the test had too few permutations to mean much, else None.
+
+    With N agents there are only N! distinct relabellings (24 for 4 agents), so p cannot fall
+    below 1/N! and r rests on N(N-1)/2 pairs; under MIN_MANTEL_PERMUTATIONS the p-value cannot
+    reach 0.01 and r and p are best read as descriptive.
+    """
+    if result.permutations == 0 or result.permutations >= MIN_MANTEL_PERMUTATIONS:
+        return None
+    remedy = "more agents" if result.exact else "more permutations"
+    return (
+        f"Mantel test on {n_agents} agents has only {result.permutations} permutations "
+        f"({result.pairs} pairs): p cannot go below {1 / result.permutations:.3f}, so r and p "
+        f"say little; it needs {remedy}"
+    )
+
+
 # ---------------------------------------------------------------------------- clustering
 
 

@@ -6,6 +6,8 @@ has nothing to draw for it (e.g. no checkpoint for the intelligibility heatmap).
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -127,7 +129,7 @@ def dialect_graph(analysis: Analysis, seed: int = 0) -> Figure:
     """The topology, nodes coloured by language cluster, shaped by graph community."""
     graph = analysis.data.graph
     fig, ax = plt.subplots(figsize=(6, 5))
-    pos = nx.spring_layout(graph, seed=seed)
+    pos = graph_layout(analysis, seed)
     ids = analysis.agent_ids
     clusters = analysis.language_clusters if analysis.language_clusters is not None else np.zeros(len(ids))
     communities = analysis.communities if analysis.communities is not None else np.zeros(len(ids))
@@ -277,5 +279,93 @@ def lexicon_table(analysis: Analysis) -> Figure | None:
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     ax.set_title("Lexicon: each agent's most frequent message per object", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def graph_layout(analysis: Analysis, seed: int = 0) -> dict[int, tuple[float, float]]:
+    """Node positions of the interaction graph (spring layout, seeded): the figure's and the page's."""
+    pos = nx.spring_layout(analysis.data.graph, seed=seed)
+    return {int(k): (float(v[0]), float(v[1])) for k, v in pos.items()}
+
+
+MAX_EDGE_PANELS = 36
+
+
+def edge_curves(analysis: Analysis, window: int = 10) -> Figure | None:
+    """One small panel per directed edge: its training success (smoothed) and greedy evaluation."""
+    table = analysis.tables["success_by_edge"]
+    edges = sorted({(int(s), int(t)) for s, t in zip(table["speaker"], table["listener"])})
+    if not edges:
+        return None
+    shown = edges[:MAX_EDGE_PANELS]
+    cols = min(6, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols + 0.6, 1.5 * rows + 0.6), squeeze=False)
+    by_edge = dict(iter(table.groupby(["speaker", "listener"])))
+    for ax, (s, t) in zip(axes.flat, shown):
+        part = by_edge[(s, t)]
+        ax.plot(part["round"], smoothed(part["success"].reset_index(drop=True), window), lw=1)
+        evaluated = part.dropna(subset=["eval_success"])
+        if len(evaluated):
+            ax.plot(evaluated["round"], evaluated["eval_success"], "k.", ms=3)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{s} → {t}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.set_axis_off()
+    more = f" (first {len(shown)} of {len(edges)})" if len(edges) > len(shown) else ""
+    fig.suptitle(
+        f"Success per directed edge, speaker → listener{more}: {window}-round mean (line), "
+        "greedy evaluation (dots)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(analysis: Analysis, window: int = 10) -> Figure | None:
+    """The population's listener and speaker loss, message length and entropy over rounds."""
+    table = analysis.tables.get("training_curves")
+    if table is None or table.empty:
+        return None
+    panels = (
+        ("listener_loss", "listener loss"),
+        ("speaker_loss", "speaker loss"),
+        ("msg_length", "message length (symbols)"),
+        ("entropy", "speaker entropy"),
+    )
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    for ax, (column, label) in zip(axes, panels):
+        values = table[column].astype(float).reset_index(drop=True)
+        if values.notna().any():
+            ax.plot(table["round"], values, lw=0.6, alpha=0.4, color="C0")
+            ax.plot(table["round"], smoothed(values, window), lw=1.5, color="C0")
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("round", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"Training curves (population mean per round; bold: {window}-round mean)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def symbol_attribute_heatmap(analysis: Analysis) -> Figure | None:
+    """Mutual information of each symbol with each attribute value (rows symbols, columns values)."""
+    table = analysis.tables.get("symbol_attributes")
+    if table is None or table.empty:
+        return None
+    grid = table.pivot_table(index="symbol", columns=["attribute", "value"], values="mutual_information")
+    fig, ax = plt.subplots(
+        figsize=(min(14, max(6.0, 2 + 0.45 * grid.shape[1])), min(10, 2 + 0.3 * grid.shape[0]))
+    )
+    image = ax.imshow(grid.to_numpy(), aspect="auto", cmap="magma", vmin=0)
+    ax.set_xticks(range(grid.shape[1]), [f"a{a}={v}" for a, v in grid.columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(grid.shape[0]), [str(s) for s in grid.index], fontsize=7)
+    ax.set_xlabel("attribute = value")
+    ax.set_ylabel("symbol")
+    fig.colorbar(image, ax=ax, label="mutual information (bits)")
+    ax.set_title("Symbols × attribute values: I(symbol in message; object has value)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,7 +1,9 @@
-"""A self-contained HTML report of one run: figures embedded as base64 PNG, plus the PNG files.
+"""A self-contained, interactive HTML report of one run, plus its figures as PNG files.
 
-Written to RUN/report/: report.html, learning_curves.png, intelligibility.png,
-dialect_graph.png, distance_vs_graph.png, compositionality_over_time.png, lexicon.png.
+Written to RUN/report/: report.html (one offline page: inline script, styles and data; a
+checkpoint slider over the intelligibility heat map and the dialect-coloured graph, tooltips,
+a filterable table of sampled games; every figure embedded as base64 PNG) and one PNG per
+figure in FIGURES. Everything shown comes from one :class:`Analysis`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from neurocomm.platform.analysis import plots
+from neurocomm.platform.analysis.report_data import render_page, run_page_data
 from neurocomm.platform.analysis.run_analysis import Analysis
 
 FIGURES: tuple[tuple[str, str, Callable[[Analysis], Any]], ...] = (
@@ -22,6 +25,16 @@ FIGURES: tuple[tuple[str, str, Callable[[Analysis], Any]], ...] = (
         "learning_curves",
         "Communicative success over rounds: the population (black) and each agent as listener.",
         plots.learning_curves,
+    ),
+    (
+        "edge_curves",
+        "Success on each directed edge (speaker → listener) over rounds.",
+        plots.edge_curves,
+    ),
+    (
+        "training_curves",
+        "The population's listener and speaker loss, message length and speaker entropy over rounds.",
+        plots.training_curves,
     ),
     (
         "intelligibility",
@@ -53,16 +66,13 @@ FIGURES: tuple[tuple[str, str, Callable[[Analysis], Any]], ...] = (
         "Lexicon: each agent's most frequent message for each object (first 32 objects, 16 agents).",
         plots.lexicon_table,
     ),
+    (
+        "symbol_attributes",
+        "Mutual information between a symbol appearing in a message and the object having an "
+        "attribute value (the table below gives counts).",
+        plots.symbol_attribute_heatmap,
+    ),
 )
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
-table { border-collapse: collapse; font-size: 0.85em; }
-td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
-th { background: #f3f3f3; } figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
-img { max-width: 100%; } .mono td { font-family: ui-monospace, monospace; }
-"""
 
 
 def _png(fig: Any) -> bytes:
@@ -112,8 +122,98 @@ def _lexicon_html(analysis: Analysis) -> str:
     )
 
 
+def _interactive_html(analysis: Analysis) -> str:
+    """The containers the page's script fills: slider, heat map, graph, games table."""
+    return (
+        "<h2>Intelligibility and dialects at each checkpoint</h2>"
+        "<div class='controls'><label for='checkpoint-slider'>checkpoint</label>"
+        "<input type='range' id='checkpoint-slider' min='0' max='0' step='1' value='0'>"
+        "<span id='checkpoint-label'></span></div>"
+        "<div class='views'><figure><svg id='heatmap' role='img' aria-label='intelligibility heat map'>"
+        "</svg><figcaption>Success when the row agent speaks and the column agent listens "
+        "(greedy, fixed evaluation set), agents in id order; dark purple 0, yellow 1.</figcaption></figure>"
+        "<figure><svg id='graph' role='img' aria-label='interaction graph'></svg><figcaption>The "
+        "interaction graph; colour = language cluster (dialect) at this checkpoint. Hover for "
+        "values.</figcaption></figure></div>"
+    )
+
+
+def _games_html() -> str:
+    any_ = "<option value='any'>any</option>"
+    return (
+        "<h2>Sampled games</h2><p>Games as played during training, from the messages log (a "
+        "seeded sample). Target and message are attribute values and symbol ids (0 = end of "
+        "message); choice and target position index the candidates the listener saw.</p>"
+        "<div class='controls'>"
+        f"<label>speaker <select id='filter-speaker'>{any_}</select></label>"
+        f"<label>listener <select id='filter-listener'>{any_}</select></label>"
+        f"<label>success <select id='filter-success'>{any_}<option value='won'>won</option>"
+        "<option value='lost'>lost</option></select></label>"
+        "<label>rounds from <input type='number' id='filter-round-min' min='0' style='width:6em'></label>"
+        "<label>to <input type='number' id='filter-round-max' min='0' style='width:6em'></label>"
+        "</div><p id='games-count'></p><table id='games-table' class='mono'><thead><tr><th>round</th>"
+        "<th>speaker → listener</th><th>target</th><th>message</th><th>choice</th>"
+        "<th>target position</th><th>success</th></tr></thead><tbody></tbody></table>"
+    )
+
+
+MAX_SYMBOL_ROWS = 40
+MAX_VALUE_COLUMNS = 60
+
+
+def _symbols_html(analysis: Analysis) -> str:
+    table = analysis.tables.get("symbol_attributes")
+    if table is None or table.empty:
+        return "<p>No messages to relate symbols to attribute values.</p>"
+    symbols = sorted(table["symbol"].unique())[:MAX_SYMBOL_ROWS]
+    values = sorted({(int(a), int(v)) for a, v in zip(table["attribute"], table["value"])})
+    values = values[:MAX_VALUE_COLUMNS]
+    cells = {(int(r.symbol), int(r.attribute), int(r.value)): r for r in table.itertuples()}
+    head = "".join(f"<th>a{a}={v}</th>" for a, v in values)
+    rows = []
+    for s in symbols:
+        tds = []
+        for a, v in values:
+            r = cells.get((int(s), a, v))
+            if r is None:
+                tds.append("<td></td>")
+                continue
+            tip = (
+                f"symbol {s} with attribute {a} = {v}: {r.count} utterances, "
+                f"P(value | symbol) = {r.p_value_given_symbol:.2f}, MI = {r.mutual_information:.3f} bits"
+            )
+            tds.append(f"<td class='num' data-tip='{html.escape(tip)}'>{r.mutual_information:.2f}</td>")
+        rows.append(f"<tr><th>{s}</th>{''.join(tds)}</tr>")
+    return (
+        "<p>Mutual information (bits) between a symbol appearing in a message and the object "
+        "having an attribute value; hover a cell for counts. From the same utterances as the "
+        f"headline language ({html.escape(analysis.language_source)}).</p>"
+        f"<div style='overflow-x:auto'><table><tr><th>symbol</th>{head}</tr>{''.join(rows)}</table></div>"
+    )
+
+
+def _config_html(analysis: Analysis) -> str:
+    import yaml
+
+    text = yaml.safe_dump(analysis.data.config.to_dict(), sort_keys=False)
+    return f"<h2>Config</h2><pre class='config'>{html.escape(text)}</pre>"
+
+
+def _figure_html(name: str, caption: str, data: bytes | None) -> str:
+    title = html.escape(name.replace("_", " ").capitalize())
+    if data is None:
+        return (
+            f"<h2>{title}</h2><p>Not available for this run (it needs a checkpoint or logged messages).</p>"
+        )
+    encoded = base64.b64encode(data).decode("ascii")
+    return (
+        f"<h2>{title}</h2><figure><img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
 def write_report(analysis: Analysis, folder: Path | None = None) -> Path:
-    """Draw every figure, save the PNGs and report.html under ``folder`` (RUN/report)."""
+    """Draw every figure, save the PNGs and the interactive report.html under ``folder`` (RUN/report)."""
     folder = Path(folder) if folder is not None else analysis.data.path / "report"
     folder.mkdir(parents=True, exist_ok=True)
     s = analysis.summary
@@ -124,32 +224,26 @@ def write_report(analysis: Analysis, folder: Path | None = None) -> Path:
         f"{html.escape(str(s['language_source']))}"
         + (f" (checkpoint at round {s['checkpoint_round']})" if s["checkpoint_round"] is not None else "")
         + ".</p>",
-        "<h2>Summary</h2>",
-        _summary_table(s),
     ]
+    if s.get("mantel_warning"):
+        warning = html.escape(s["mantel_warning"])
+        parts.append(f"<p class='warning' id='mantel-warning'>Warning: {warning}</p>")
+    parts += [_interactive_html(analysis), "<h2>Summary</h2>", _summary_table(s)]
     for name, caption, draw in FIGURES:
         fig = draw(analysis)
-        if fig is None:
-            parts.append(
-                f"<h2>{html.escape(name.replace('_', ' '))}</h2><p>Not available for this run "
-                f"(it needs a checkpoint or logged messages).</p>"
-            )
-            continue
-        data = _png(fig)
-        (folder / f"{name}.png").write_bytes(data)
-        encoded = base64.b64encode(data).decode("ascii")
-        parts.append(
-            f"<h2>{html.escape(name.replace('_', ' ').capitalize())}</h2><figure>"
-            f"<img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-    parts.append("<h2>Lexicon table</h2>")
-    parts.append(_lexicon_html(analysis))
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>neurocomm report: {html.escape(str(s['run_id']))}</title><style>{_STYLE}</style>"
-        f"</head><body>{''.join(parts)}</body></html>\n"
-    )
+        data = _png(fig) if fig is not None else None
+        if data is not None:
+            (folder / f"{name}.png").write_bytes(data)
+        parts.append(_figure_html(name, caption, data))
+    parts += [
+        "<h2>Symbols and attribute values</h2>",
+        _symbols_html(analysis),
+        "<h2>Lexicon table</h2>",
+        _lexicon_html(analysis),
+        _games_html(),
+        _config_html(analysis),
+    ]
+    page = render_page(f"neurocomm report: {s['run_id']}", "".join(parts), run_page_data(analysis))
     out = folder / "report.html"
     out.write_text(page, encoding="utf-8")
     return out

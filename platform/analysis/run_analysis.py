@@ -36,6 +36,7 @@ from neurocomm.platform.analysis.dialects import (
     graph_distance_matrix,
     language_distance_matrix,
     mantel_test,
+    mantel_warning,
     normalized_mutual_information,
     off_diagonal_mean,
 )
@@ -57,10 +58,11 @@ from neurocomm.platform.analysis.over_time import (
     over_checkpoints,
     over_logged_rounds,
 )
+from neurocomm.platform.analysis.run_details import symbol_attributes, training_curves
 from neurocomm.platform.errors import RunDirError
 
 THRESHOLDS = (0.5, 0.8, 0.9)
-ANALYSIS_VERSION = 2  # 2: summary key final_success renamed tail_success
+ANALYSIS_VERSION = 3  # 2: summary key final_success renamed tail_success; 3: per-checkpoint tables
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Analysis:
     language_clusters: np.ndarray | None = None
     communities: np.ndarray | None = None
     mantel: MantelResult | None = None
+    checkpoints: list[CheckpointLanguage] = field(default_factory=list)  # every one measured
 
 
 def _pick_checkpoint(data: RunData, at: int | None) -> int | None:
@@ -164,6 +167,32 @@ def _add_dialects(
         tables["intelligibility"] = intelligibility_table(analysis.intelligibility, ids, graph)
 
 
+def _checkpoint_tables(checkpoints: list[CheckpointLanguage], graph: Any) -> dict[str, pd.DataFrame]:
+    """Intelligibility (speaker, listener, success, ...) and dialects (agent, language_cluster)
+    at every checkpoint, each row with its ``round``."""
+    tables: dict[str, pd.DataFrame] = {}
+    intel = [
+        intelligibility_table(c.intelligibility, c.agent_ids, graph).assign(round=c.round)
+        for c in checkpoints
+        if c.intelligibility is not None
+    ]
+    if intel:
+        tables["intelligibility_by_checkpoint"] = pd.concat(intel, ignore_index=True)
+    dialects = [
+        pd.DataFrame(
+            {
+                "round": c.round,
+                "agent": c.agent_ids,
+                "language_cluster": cluster_languages(c.language_distances),
+            }
+        )
+        for c in checkpoints
+    ]
+    if dialects:
+        tables["dialects_by_checkpoint"] = pd.concat(dialects, ignore_index=True)
+    return tables
+
+
 def analyze_run(
     path: str | Path,
     *,
@@ -192,6 +221,7 @@ def analyze_run(
         "success_by_edge": success_by_edge(data.metrics),
         "success_by_agent": success_by_agent(data.metrics),
         "success_population": _population_curves(data.metrics),
+        "training_curves": training_curves(data.metrics),
     }
     checkpoints: list[CheckpointLanguage] = []
     if ckpt_round is not None:
@@ -201,11 +231,15 @@ def analyze_run(
     window = log_window(data.messages, end)
     tables["language"], tables["lexicon"], source = _language_tables(window, chosen, distance)
     analysis = Analysis(data, distance, ckpt_round, source, list(range(data.n_agents)), tables)
+    analysis.checkpoints = checkpoints
+    spoken = chosen.productions if chosen is not None else utterances_from_log(window)
+    tables["symbol_attributes"] = symbol_attributes(spoken)
     _add_dialects(analysis, chosen, permutations, seed)
     if with_over_time:
         frames = [over_logged_rounds(data.messages, distance), checkpoint_rows(checkpoints)]
         frames = [f for f in frames if len(f)]
         tables["over_time"] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        tables.update(_checkpoint_tables(checkpoints, data.graph))
     analysis.summary = _summary(analysis, data.metrics[data.metrics["round"] < end], end)
     return analysis
 
@@ -257,6 +291,7 @@ def _summary(analysis: Analysis, metrics: pd.DataFrame, end: int) -> dict[str, A
     summary["mantel_r"] = _finite(mantel.r) if mantel else None
     summary["mantel_p"] = _finite(mantel.p_value) if mantel else None
     summary["mantel_permutations"] = mantel.permutations if mantel else 0
+    summary["mantel_warning"] = mantel_warning(mantel, data.n_agents) if mantel else None
     summary["language_clusters"] = int(len(set(clusters.tolist()))) if clusters is not None else None
     communities = analysis.communities
     summary["graph_communities"] = int(len(set(communities.tolist()))) if communities is not None else None
@@ -338,4 +373,6 @@ def format_summary(analysis: Analysis) -> str:
         f"{s['language_clusters']} language cluster(s), {s['graph_communities']} graph "
         f"communities, NMI {_fmt(s['clusters_communities_nmi'])}"
     )
+    if s.get("mantel_warning"):
+        lines.append(f"  warning: {s['mantel_warning']}")
     return "\n".join(lines)
