@@ -154,7 +154,7 @@ def test_compare_labels_conditions_by_parameters(tmp_path: Path, capsys: pytest.
     table = pd.read_csv(out / "compare.csv")
     assert set(table["condition"]) == {label, "scenario.params.n_distractors=3, training.rule=reinforce"}
     data = _page_data(out / "compare.html")
-    assert {c["condition"] for c in data["cells"]["final_success"]} == set(table["condition"])
+    assert {c["condition"] for c in data["cells"]["tail_success"]} == set(table["condition"])
     assert condition_labels(["a", "b"], [{"seed": 0, "x": 1}, {"seed": 1, "x": 1}]) == ["a", "b"]
 
 
@@ -190,6 +190,6 @@ def test_compare_page_controls_work_in_chromium(tmp_path: Path) -> None:
     with drive.Browser(CHROMIUM) as browser:
         seen = drive.drive_compare_page(browser, tmp_path / "out" / "compare.html")
     assert drive.check_compare_page(seen) == []
-    assert seen["measure_start"] == "final_success" and seen["points"] == 2
+    assert seen["measure_start"] == "tail_success" and seen["points"] == 2
     assert "training.rule=gumbel" in seen["chart_start"]
     assert "[" in seen["point_tooltip"] and "n = 2 of 2 runs" in seen["point_tooltip"]
