@@ -85,6 +85,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     import dataclasses
 
     from neurocomm.platform.rundir import RunDir
+    from neurocomm.platform.runlock import RunLock
     from neurocomm.platform.runner import run
     from neurocomm.platform.topology import Topology
 
@@ -100,13 +101,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return _fail("--address and --use-saved-address exclude each other")
     if not args.use_saved_address:
         cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, address=args.address))
+    # The lock first: a live run may not have written all of its files yet.
+    lock = RunLock(run_dir.path).acquire()
     try:
         topology = Topology.load(run_dir.path / "topology.json")
     except Exception as err:  # noqa: BLE001 - a damaged file of any kind is one line
         first = (str(err).splitlines() or [""])[0]
         return _fail(f"{run_dir.path}/topology.json: cannot be read ({type(err).__name__}: {first})")
     result = run(cfg, topology=topology, resume=run_dir, echo=_say, config_hash=digest,
-                 force=args.force)
+                 force=args.force, lock=lock)
     _print_summary(result)
     return 0 if result.status == "finished" else 130
 

@@ -216,14 +216,16 @@ def checkpoint_payload(
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
         echo: Any = None, config_hash: str | None = None, force: bool = False,
-        stop: Callable[[int], bool] | None = None) -> RunResult:
+        stop: Callable[[int], bool] | None = None, lock: RunLock | None = None) -> RunResult:
     """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
     (or, with ``resume``, continues the given one from its newest intact checkpoint).
 
     The run directory is locked for the whole run (platform/runlock.py): resuming a run that
     another process is still writing is refused. ``config_hash`` is the hash of the run's own
     config when ``cfg`` differs from it only in where it runs (``runtime.address``); a config
-    that differs from the run's is refused unless ``force``.
+    that differs from the run's is refused unless ``force``. ``lock``: the run directory's
+    lock when the caller took it already (``resume`` takes it before reading the directory).
+    ``stop(round)`` is asked before each round; True stops the run there, as Ctrl-C does.
     """
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
@@ -232,7 +234,8 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
         faults.check()
     except ValueError as err:
         raise RunDirError(str(err)) from None
-    lock = RunLock(resume.path).acquire() if resume is not None else None
+    if lock is None and resume is not None:
+        lock = RunLock(resume.path).acquire()
     try:
         run_hash = check_config(resume, config_hash or cfg.digest(), force) if resume else cfg.digest()
         # Actors first: a population the cluster cannot hold is refused before anything is written.

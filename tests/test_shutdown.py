@@ -22,7 +22,8 @@ import ctypes, json, os, signal, subprocess, sys, time
 
 PR_SET_CHILD_SUBREAPER = 36
 assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-driver = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+log = open(os.environ["DRIVER_LOG"], "wb")
+driver = subprocess.Popen(sys.argv[1:], stdout=log, stderr=subprocess.STDOUT)
 driver.wait()
 
 def descendants():
@@ -78,12 +79,13 @@ def test_sigkilled_driver_leaves_no_ray_process(tmp_path: Path) -> None:
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     exe = str(Path(sys.executable).parent / "neurocomm")
-    env = {**os.environ, "NEUROCOMM_FAULT": "driver:5"}  # SIGKILL itself before round 5
+    log = tmp_path / "driver.log"
+    env = {**os.environ, "NEUROCOMM_FAULT": "driver:5", "DRIVER_LOG": str(log)}  # SIGKILL before round 5
     out = subprocess.run([sys.executable, "-c", SUPERVISOR, exe, "run", str(path)],
                          capture_output=True, text=True, timeout=400, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     verdict = json.loads(out.stdout.strip().splitlines()[-1])
-    assert verdict["rc"] == -9
+    assert verdict["rc"] == -9, log.read_text(errors="replace")[-3000:]
     (run_dir,) = list((tmp_path / "runs").iterdir())
     events = [json.loads(x) for x in (run_dir / "events.log").read_text().splitlines()]
     actors = {e["pid"] for e in events if e["event"] == "placement"}
