@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,12 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# Called after every round with (rounds done, that round's metric rows, one per directed edge),
+# once the rows and any checkpoint due at that round are on disk; returning True asks the run
+# to stop after this round, as Ctrl-C does (it ends "interrupted", with a checkpoint).
+RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
+
+
 def checkpoint_payload(
     cfg: RunConfig, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
 ) -> dict[str, Any]:
@@ -169,9 +176,10 @@ def checkpoint_payload(
 
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
-        echo: Any = None) -> RunResult:
+        echo: Any = None, on_round: RoundCallback | None = None) -> RunResult:
     """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
-    (or, with ``resume``, continues the given one from its last checkpoint)."""
+    (or, with ``resume``, continues the given one from its last checkpoint). ``on_round``
+    sees every round's metric rows (see RoundCallback)."""
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
     t0 = time.monotonic()
@@ -186,7 +194,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
         topology.save(run_dir.path / "topology.json")
     say(f"run directory: {run_dir.path}")
     try:
-        loop = _RoundLoop(cfg, topology, run_dir, backend)
+        loop = _RoundLoop(cfg, topology, run_dir, backend, on_round)
         if resume is not None:
             loop.restore()
         run_dir.event("started" if resume is None else "resumed", backend=backend.name,
@@ -214,8 +222,10 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
 class _RoundLoop:
     """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
 
-    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Any) -> None:
+    def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Any,
+                 on_round: RoundCallback | None = None) -> None:
         self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
+        self.on_round = on_round
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
         self.messages = ChunkedTable(run_dir.messages_dir, MESSAGES_SCHEMA)
         self.done = 0
@@ -318,6 +328,10 @@ class _RoundLoop:
                 self.run_dir.update_status(rounds_done=self.done)
             if self.needs_state(self.done) or (flag.stop and not pending):
                 self.checkpoint(self.done)
+            if self.on_round is not None and self.on_round(self.done, rows) and not flag.stop:
+                flag.stop = True
+                if not pending and not self.needs_state(self.done):
+                    self.checkpoint(self.done)
 
 
 def _checkpoint(cfg: RunConfig, run_dir: RunDir, backend: Any, done: int, metrics: ChunkedTable,
