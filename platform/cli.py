@@ -139,7 +139,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _say(f"{args.sweep}: valid ({search.search.algorithm} search, {search.scheduler.name} "
              f"scheduler on {search.metric})")
         return 0
-    results = run_search(args.sweep, address=args.address, echo=_say)
+    try:
+        results = run_search(args.sweep, address=args.address, echo=_say)
+    except ImportError as err:
+        return _fail(str(err))
     failed = [r for r in results if r.error is not None]
     if len(failed) < len(results):
         best = results.get_best_result()

@@ -26,8 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
-from pettingzoo import ParallelEnv
+
+try:
+    from gymnasium import spaces
+    from pettingzoo import ParallelEnv
+except ImportError as err:  # an optional extra
+    raise ImportError(f"the PettingZoo env needs the pettingzoo extra: pip install 'neurocomm[pettingzoo]' "
+                      f"({err})") from err
 
 from neurocomm.platform import seeding
 from neurocomm.platform.config import RunConfig, load_config

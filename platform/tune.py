@@ -349,8 +349,20 @@ def trial_class() -> type:
     return NeurocommTrial
 
 
+def require_tune() -> None:
+    """ImportError naming the extra to install when Ray Tune or Optuna is missing."""
+    try:
+        import optuna  # noqa: F401
+        import ray.tune  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"neurocomm tune needs the tune extra: pip install 'neurocomm[tune]' ({err})"
+        ) from err
+
+
 def run_search(path: str | Path, *, address: str | None = None, echo: Any = print) -> Any:
     """Run (or continue) the search; returns Tune's ResultGrid."""
+    require_tune()
     from ray import tune
 
     from neurocomm.platform.raysession import ensure_ray
