@@ -222,7 +222,10 @@ def _scheduler(search: SearchConfig, rounds: int) -> Any:
 
 def _search_algorithm(search: SearchConfig) -> Any:
     if search.search.algorithm != "optuna":
-        return None  # Tune's variant generator: grid points x random samples
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        # Tune's variant generator (grid points x random samples), seeded: the same trials again
+        return BasicVariantGenerator(random_state=search.search.seed)
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch(seed=search.search.seed)
@@ -295,6 +298,11 @@ def trial_class() -> type:
             try:
                 if self.fork is None:
                     run(self.cfg, on_round=self._on_round)
+                elif Path(self.fork["run_dir"]).parent == self.folder:
+                    # Tune paused this trial and brings it back: carry on in its own run directory
+                    own = RunDir(Path(self.fork["run_dir"]))
+                    run(self.cfg, topology=Topology.load(own.path / "topology.json"), resume=own,
+                        on_round=self._on_round)
                 else:
                     run_dir = fork_run(Path(self.fork["run_dir"]), int(self.fork["round"]),
                                        self.cfg, self.folder)

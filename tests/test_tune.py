@@ -142,3 +142,50 @@ def test_asha_search_two_trials_on_loopback_cluster(cluster: Any, tmp_path: Path
     assert table.returncode == 0, table.stderr[-2000:]
     for run_dir in run_dirs:
         assert yaml.safe_load((run_dir / "config.yaml").read_text())["name"] in table.stdout
+
+
+@pytest.mark.cluster
+def test_pbt_exploit_forks_a_run_directory_and_optuna_searches(cluster: Any, tmp_path: Path) -> None:
+    """PBT: a trial behind at a perturbation continues from the leader's checkpoint in a new
+    run directory that starts as a copy of the leader's (logs, checkpoints) with its own
+    config. Optuna: its sampler proposes the trials' values."""
+    env = {**os.environ, "RAY_ADDRESS": cluster.address}
+    pbt = write_search(
+        tmp_path, name="pbt2", metric="success", grid={},
+        space={"population.agent.lr": {"choice": [0.00001, 0.02]}},
+        search={"algorithm": "random", "samples": 2, "seed": 1},
+        scheduler={"name": "pbt", "perturbation_interval": 3, "quantile_fraction": 0.5},
+    )
+    out = subprocess.run([EXE, "tune", str(pbt), "--address", cluster.address],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    runs = [p.parent for p in (tmp_path / "tune" / "pbt2" / "trials").glob("*/*/run.json")]
+    forks = [r for r in runs if '"event": "forked"' in (r / "events.log").read_text()]
+    assert forks, "no trial was exploited"
+    for fork in forks:
+        event = next(json.loads(x) for x in (fork / "events.log").read_text().splitlines()
+                     if '"forked"' in x)
+        source, at = Path(event["source"]), event["round"]
+        assert source in runs and source.parent != fork.parent  # another trial's run
+        assert json.loads((fork / "run.json").read_text())["status"] == "finished"
+        assert at > 0 and (fork / "checkpoints" / f"round_{at:06d}.pt").is_file()
+        copied = pd.read_parquet(fork / "metrics.parquet")
+        original = pd.read_parquet(source / "metrics.parquet")
+        early = copied[copied["round"] < at].reset_index(drop=True)
+        assert early.equals(original[original["round"] < at].reset_index(drop=True))
+        own = yaml.safe_load((fork / "config.yaml").read_text())["population"]["agent"]["lr"]
+        theirs = yaml.safe_load((source / "config.yaml").read_text())["population"]["agent"]["lr"]
+        assert own != theirs  # explored: a perturbed learning rate
+
+    optuna = write_search(
+        tmp_path, name="optuna2", grid={}, space={"population.agent.lr": {"loguniform": [0.001, 0.02]}},
+        search={"algorithm": "optuna", "samples": 2, "seed": 0}, scheduler={"name": "fifo"},
+        max_concurrent=1, set={"training.rounds": 4},
+    )
+    out = subprocess.run([EXE, "tune", str(optuna), "--address", cluster.address],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    summary = pd.read_csv(tmp_path / "tune" / "optuna2" / "summary.csv")
+    assert len(summary) == 2 and summary["config/population.agent.lr"].nunique() == 2
+    for run_dir in summary["run_dir"]:
+        assert json.loads((Path(run_dir) / "run.json").read_text())["status"] == "finished"
