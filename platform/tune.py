@@ -154,9 +154,7 @@ def _extremes(dist: Distribution) -> list[Any]:
 def trial_config(base: dict[str, Any], values: dict[str, Any], search: SearchConfig, trial: str,
                  folder: Path | None = None) -> RunConfig:
     """One trial's run config: the base, the trial's values, its name and its folder."""
-    fixed: dict[str, Any] = {"name": f"{search.name}-{trial}", "logging.progress": False,
-                             # the trial's placement group places its actors
-                             "runtime.placement": "default"}
+    fixed: dict[str, Any] = {"name": f"{search.name}-{trial}", "logging.progress": False}
     if folder is not None:
         fixed["logging.dir"] = str(folder)
     if search.scheduler.name == "pbt":
@@ -283,7 +281,9 @@ def trial_class() -> type:
                   root: str) -> None:
             self.search = search
             self.folder = Path(root) / "trials" / self.trial_id
-            self.cfg = trial_config(base, config, search, self.trial_id, self.folder)
+            cfg = trial_config(base, config, search, self.trial_id, self.folder)
+            # the trial's placement group (runtime.placement is its strategy) places the actors
+            self.cfg = replace(cfg, runtime=replace(cfg.runtime, placement="default"))
             self.fork: dict[str, Any] | None = None
             self.results: queue.Queue[Any] = queue.Queue()
             self.go_on = threading.Semaphore(0)
