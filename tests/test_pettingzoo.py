@@ -90,12 +90,13 @@ def test_standalone_scenario_is_refused(tmp_path: Path) -> None:
         CommunicationEnv(build_config(data))
 
 
-def test_documented_example_learns_and_is_analysed(tmp_path: Path) -> None:
-    """examples/pettingzoo_agents.py: tabular agents written against the PettingZoo API only;
-    their games become a run directory that the real `neurocomm analyze` command reads."""
+@pytest.mark.parametrize("agents", ["urn", "torch"])
+def test_documented_example_learns_and_is_analysed(tmp_path: Path, agents: str) -> None:
+    """examples/pettingzoo_agents.py: tabular or plain-PyTorch agents written against the
+    PettingZoo API only; their games become a run directory that `neurocomm analyze` reads."""
     out = subprocess.run(
         [sys.executable, str(REPO / "examples" / "pettingzoo_agents.py"), "--episodes", "150",
-         "--set", f"logging.dir={tmp_path / 'runs'}"],
+         "--agents", agents, "--set", f"logging.dir={tmp_path / 'runs'}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -103,7 +104,7 @@ def test_documented_example_learns_and_is_analysed(tmp_path: Path) -> None:
     assert f"run directory: {run_dir}" in out.stdout
     success = pd.read_parquet(run_dir / "metrics.parquet").groupby("round")["success"].mean()
     assert len(success) == 150
-    # Roth-Erev urns on a fixed seed: from chance (1/3) to well above it
+    # fixed seeds: from chance (1/3) to well above it
     assert success.iloc[:20].mean() < 0.45 < success.iloc[-20:].mean()
 
     analysed = subprocess.run([EXE, "analyze", str(run_dir)], capture_output=True, text=True, timeout=300)
