@@ -159,8 +159,10 @@ class _StopFlag:
 
 
 # Called after every round with (rounds done, that round's metric rows, one per directed edge),
-# once the rows and any checkpoint due at that round are on disk; returning True asks the run
-# to stop after this round, as Ctrl-C does (it ends "interrupted", with a checkpoint).
+# once the rows are logged (buffered for the next Parquet part) and any checkpoint due at that
+# round is written; returning True asks the run to stop after this round, as Ctrl-C does (the
+# round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
+# recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
 RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
 
 
