@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import tiny_config
+from tests.conftest import REPO, tiny_config
 
 pytest.importorskip("ray.tune", reason="needs the tune extra: pip install neurocomm[tune]")
 
@@ -46,6 +46,16 @@ def write_search(tmp_path: Path, **changes: Any) -> Path:
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(search))
     return path
+
+
+def test_shipped_searches_validate() -> None:
+    searches = sorted((REPO / "configs" / "tune").glob("*.yaml"))
+    assert searches
+    for search in searches:
+        out = subprocess.run([EXE, "tune", str(search), "--dry-run"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, f"{search.name}: {out.stderr}"
+        assert "valid" in out.stdout
 
 
 @pytest.mark.parametrize(
