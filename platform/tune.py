@@ -257,8 +257,21 @@ def fork_run(source: Path, round_done: int, cfg: RunConfig, folder: Path) -> Run
     for r, path in RunDir(source).checkpoints():
         if r <= round_done:
             shutil.copy2(path, run_dir.checkpoints_dir / path.name)
+    _set_learning_rates(run_dir, round_done, cfg)
     run_dir.event("forked", source=str(source), round=round_done)
     return run_dir
+
+
+def _set_learning_rates(run_dir: RunDir, round_done: int, cfg: RunConfig) -> None:
+    """The optimiser state carries the donor's learning rate; the fork explores its own."""
+    import torch
+
+    payload = run_dir.load_checkpoint(round_done)
+    for agent_id, state in payload["agents"].items():
+        for group in state["optimizer"]["param_groups"]:
+            group["lr"] = cfg.population.spec_for(int(agent_id)).lr
+    path = run_dir.checkpoints_dir / f"round_{round_done:06d}.pt"
+    torch.save(payload, path)
 
 
 _FINISHED = object()
