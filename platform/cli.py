@@ -188,6 +188,27 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from neurocomm.platform.tune import load_search, run_search
+
+    search, _ = load_search(args.sweep)
+    if args.dry_run:
+        _say(f"{args.sweep}: valid ({search.search.algorithm} search, {search.scheduler.name} "
+             f"scheduler on {search.metric})")
+        return 0
+    try:
+        results = run_search(args.sweep, address=args.address, echo=_say)
+    except ImportError as err:
+        return _fail(str(err))
+    failed = [r for r in results if r.error is not None]
+    if len(failed) < len(results):
+        best = results.get_best_result()
+        _say(f"best trial: {best.metrics.get('run_dir')} "
+             f"({search.metric} {best.metrics.get(search.metric, float('nan')):.3f})")
+    _say(f"{len(results)} trials; {len(failed)} failed")
+    return 0 if not failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurocomm",
@@ -228,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     trust_help = ("import the plug-in code (model: pkg.mod:Name) that the run's config names; "
                   "without it such a run is refused")
+
+
+    p = sub.add_parser("tune", help="a Ray Tune search (grid, random, Optuna; ASHA, PBT)")
+    p.add_argument("sweep", metavar="search", help="search YAML file (docs/tune.md)")
+    p.add_argument("--address", help="join this Ray cluster (auto, host:port)")
+    p.add_argument("--dry-run", action="store_true", help="validate the search file only")
+    p.set_defaults(fn=cmd_tune, config=None)
+
     p = sub.add_parser("analyze", help="compute the emergent-language measures of a run")
     p.add_argument("run_dir")
     p.add_argument("--trust", action="store_true", help=trust_help)

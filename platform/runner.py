@@ -202,6 +202,14 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# Called after every round with (rounds done, that round's metric rows, one per directed edge),
+# once the rows are logged (buffered for the next Parquet part) and any checkpoint due at that
+# round is written; returning True asks the run to stop after this round, as Ctrl-C does (the
+# round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
+# recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
+RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
+
+
 def checkpoint_payload(
     run_id: str, config_hash: str, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
 ) -> dict[str, Any]:
@@ -216,7 +224,8 @@ def checkpoint_payload(
 
 def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | None = None,
         echo: Any = None, config_hash: str | None = None, force: bool = False,
-        stop: Callable[[int], bool] | None = None, lock: RunLock | None = None) -> RunResult:
+        stop: Callable[[int], bool] | None = None, lock: RunLock | None = None,
+        on_round: RoundCallback | None = None) -> RunResult:
     """Play ``cfg`` to the end (or to Ctrl-C); everything lands in a new run directory
     (or, with ``resume``, continues the given one from its newest intact checkpoint).
 
@@ -226,6 +235,7 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     that differs from the run's is refused unless ``force``. ``lock``: the run directory's
     lock when the caller took it already (``resume`` takes it before reading the directory).
     ``stop(round)`` is asked before each round; True stops the run there, as Ctrl-C does.
+    ``on_round`` sees every round's metric rows (see RoundCallback).
     """
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
@@ -250,17 +260,18 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
             raise
         say(f"run directory: {run_dir.path}")
         return _run_locked(cfg, topology, run_dir, backend, run_hash, t0, resuming=resume is not None,
-                           stop=stop)
+                           stop=stop, on_round=on_round)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend, run_hash: str,
-                t0: float, *, resuming: bool, stop: Callable[[int], bool] | None = None) -> RunResult:
+                t0: float, *, resuming: bool, stop: Callable[[int], bool] | None = None,
+                on_round: RoundCallback | None = None) -> RunResult:
     loop: _RoundLoop | None = None
     try:
-        loop = _RoundLoop(cfg, topology, run_dir, backend, run_hash)
+        loop = _RoundLoop(cfg, topology, run_dir, backend, run_hash, on_round)
         if resuming:
             run_dir.remove_temporaries()
             try:
@@ -300,9 +311,10 @@ class _RoundLoop:
     """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
 
     def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend,
-                 config_hash: str) -> None:
+                 config_hash: str, on_round: RoundCallback | None = None) -> None:
         self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
         self.config_hash = config_hash
+        self.on_round = on_round
         # The run id recorded at creation, so a renamed run directory still resumes.
         self.run_id = str(run_dir.status().get("run_id", run_dir.path.name))
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
@@ -433,6 +445,10 @@ class _RoundLoop:
                 self.run_dir.update_status(rounds_done=self.done)
             if self.needs_state(self.done) or (flag.stop and not pending):
                 self.checkpoint(self.done)
+            if self.on_round is not None and self.on_round(self.done, rows) and not flag.stop:
+                flag.stop = True
+                if not pending and not self.needs_state(self.done):
+                    self.checkpoint(self.done)
 
 
 def final_listener_success(run_dir: RunDir, done: int) -> dict[int, float]:
