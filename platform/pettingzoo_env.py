@@ -35,12 +35,14 @@ except ImportError as err:  # an optional extra
                       f"({err})") from err
 
 from neurocomm.platform import seeding
+from neurocomm.platform.building import build_scenario
 from neurocomm.platform.config import RunConfig, load_config
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.interfaces import EOS, Batch
+from neurocomm.platform.metrics import EdgeStats, LoggedGame
 from neurocomm.platform.rundir import MESSAGES_SCHEMA, METRICS_SCHEMA, ChunkedTable, RunDir
 from neurocomm.platform.runner import metric_rows, prepare
-from neurocomm.platform.shard import ShardReport, build_scenario
+from neurocomm.platform.shard import ShardReport
 from neurocomm.platform.standalone import is_standalone
 from neurocomm.platform.topology import Topology
 
@@ -70,14 +72,13 @@ class GameRecorder:
         self.run_dir.event("started", backend="pettingzoo", start_round=0, n_agents=topology.n)
         self.run_dir.update_status(status="running", backend="pettingzoo", n_agents=topology.n)
         self.round = 0
-        self._games: dict[Edge, list[dict[str, Any]]] = defaultdict(list)
+        self._games: dict[Edge, list[LoggedGame]] = defaultdict(list)
 
     def game(self, edge: Edge, target: np.ndarray, message: list[int], choice: int,
              target_index: int, success: bool) -> None:
         games = self._games[edge]
-        games.append({"round": self.round, "speaker": edge[0], "listener": edge[1], "game": len(games),
-                      "target": [int(v) for v in target], "message": message, "length": len(message),
-                      "choice": choice, "target_index": target_index, "success": success})
+        games.append(LoggedGame(self.round, edge[0], edge[1], len(games), [int(v) for v in target],
+                                message, len(message), choice, target_index, success))
 
     def end_round(self) -> None:
         """The episode's games as one round (nothing when no game was played)."""
@@ -85,14 +86,14 @@ class GameRecorder:
             return
         every, per_edge = self.cfg.logging.messages_every, self.cfg.logging.messages_per_edge
         stats = {
-            edge: {"games": len(g), "success": float(np.mean([x["success"] for x in g])),
-                   "msg_length": float(np.mean([x["length"] for x in g]))}
+            edge: EdgeStats(games=len(g), success=float(np.mean([x.success for x in g])),
+                            msg_length=float(np.mean([x.length for x in g])))
             for edge, g in self._games.items()
         }
         self.metrics.extend(metric_rows(self.round, ShardReport(stats, [])))
         if every > 0 and self.round % every == 0:
             for _, games in sorted(self._games.items()):
-                self.messages.extend(games[:per_edge])
+                self.messages.extend([game.as_dict() for game in games[:per_edge]])
         self._games.clear()
         self.round += 1
         if self.round % self.cfg.logging.chunk_rounds == 0:

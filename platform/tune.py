@@ -254,24 +254,24 @@ def fork_run(source: Path, round_done: int, cfg: RunConfig, folder: Path) -> Run
     for sub in ("metrics.parquet", "messages"):
         if (source / sub).is_dir():
             shutil.copytree(source / sub, run_dir.path / sub, dirs_exist_ok=True)
-    for r, path in RunDir(source).checkpoints():
+    donor = RunDir(source)
+    run_id = str(run_dir.status().get("run_id", run_dir.path.name))
+    for r, _ in donor.checkpoints():
         if r <= round_done:
-            shutil.copy2(path, run_dir.checkpoints_dir / path.name)
-    _set_learning_rates(run_dir, round_done, cfg)
+            # Re-saved as this run's own (run id, config hash, checksum): resume checks them.
+            payload = donor.load_checkpoint(r)
+            payload.update(run_id=run_id, config_hash=cfg.digest())
+            _set_learning_rates(payload, cfg)
+            run_dir.save_checkpoint(r, payload)
     run_dir.event("forked", source=str(source), round=round_done)
     return run_dir
 
 
-def _set_learning_rates(run_dir: RunDir, round_done: int, cfg: RunConfig) -> None:
+def _set_learning_rates(payload: dict[str, Any], cfg: RunConfig) -> None:
     """The optimiser state carries the donor's learning rate; the fork explores its own."""
-    import torch
-
-    payload = run_dir.load_checkpoint(round_done)
     for agent_id, state in payload["agents"].items():
         for group in state["optimizer"]["param_groups"]:
             group["lr"] = cfg.population.spec_for(int(agent_id)).lr
-    path = run_dir.checkpoints_dir / f"round_{round_done:06d}.pt"
-    torch.save(payload, path)
 
 
 _FINISHED = object()

@@ -116,10 +116,12 @@ def test_plugin_code_is_imported_only_with_trust(intact: Path, tmp_path: Path) -
     assert json.loads((run / "analysis" / "summary.json").read_text())["checkpoint_round"] == 30
 
 
-@pytest.mark.parametrize("training", [{"edges_per_round": 3}, {}])
+@pytest.mark.parametrize("training", [{"edges_per_round": 3}, {}, {"partitioned": True},
+                                      {"partitioned": True, "edges_per_round": 3}])
 def test_real_run_with_a_schedule_is_intact(training: dict, tmp_path: Path) -> None:
-    """No false alarm: a real run whose graph grows at round 3 (and, in one case, samples 3
-    edges a round) passes the check; removing one of its rows does not."""
+    """No false alarm: a real run whose graph grows at round 3 (and samples 3 edges a round,
+    or adds every agent's self-play edge under partitioned training) passes the check;
+    removing one of its rows does not."""
     from neurocomm.platform.analysis.loading import load_run
     from neurocomm.platform.config import build_config
     from neurocomm.platform.errors import RunDirError
