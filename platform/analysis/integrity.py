@@ -35,11 +35,13 @@ def expected_edges_per_round(cfg: RunConfig, topology: Topology, rounds: int) ->
     the schedule's rounds, so it is counted once per stretch between changes)."""
     starts = sorted({0, *(at for at, _, _ in topology.changes)})
     counts = {s: len(topology.talk_edges(s)[0]) for s in starts}
+    # partitioned training also plays every agent's self-play edge (runner.round_edges)
+    selfplay = topology.n if cfg.training.partitioned else 0
     k = cfg.training.edges_per_round
     out = []
     for r in range(rounds):
         n = counts[starts[bisect_right(starts, r) - 1]]
-        out.append(n if k is None else min(k, n))
+        out.append((n if k is None else min(k, n)) + selfplay)
     return out
 
 
