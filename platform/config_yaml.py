@@ -141,4 +141,15 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"the file must hold a mapping of sections, not {type(data).__name__}", source=source
         )
-    return dict(data)
+    return _resolve_relative_files(dict(data), Path(path).parent)
+
+
+def _resolve_relative_files(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    # A config names its graph file as written next to it; resolved here, the run works from any
+    # working directory and the run folder's copy of the config names the file absolutely.
+    topology = data.get("topology")
+    if isinstance(topology, Mapping) and isinstance(topology.get("file"), str):
+        file = Path(topology["file"]).expanduser()
+        if not file.is_absolute():
+            data["topology"] = {**topology, "file": str((folder / file).resolve())}
+    return data

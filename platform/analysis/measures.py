@@ -179,7 +179,18 @@ def _learnability(run: RunMeasures) -> float:
     fn = _optional("neurocomm.platform.analysis.transmission", "learnability")
     if fn is None:
         raise LookupError("learnability is not available in this installation")
-    return float(fn(run.path))
+    return float(fn(run.path, speaker=_sole_speaker(run.path)))
+
+
+def _sole_speaker(run_dir: Path) -> int | None:
+    # On one directed edge the listener never speaks: its untrained "language" must not be
+    # mixed into the one the fresh listeners are taught.
+    try:
+        topology = json.loads((run_dir / "topology.json").read_text())
+        speakers = {int(edge["source"]) for edge in topology["edges"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return speakers.pop() if topology.get("directed") and len(speakers) == 1 else None
 
 
 def _optional(module: str, name: str) -> Callable[..., Any] | None:
