@@ -56,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result) -> None:  # noqa: ANN001
-    _say(f"run directory: {result.run_dir}")
+    # "run directory: ..." was printed when the run started
     _say(f"status: {result.status}; rounds: {result.rounds}; wall time: {result.wall_time:.1f} s "
          f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)")
     if result.listener_success:

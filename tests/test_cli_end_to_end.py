@@ -25,7 +25,7 @@ def test_cli_run_prints_summary_and_writes_logs(backend: str, tmp_path: Path) ->
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "run directory:" in out.stdout and "final mean success" in out.stdout
+    assert out.stdout.count("run directory:") == 1 and "final mean success" in out.stdout
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     assert len(pd.read_parquet(runs[0] / "metrics.parquet")) == 3 * 2

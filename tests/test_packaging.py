@@ -47,3 +47,16 @@ def test_console_script_installed() -> None:
     exe = Path(sys.executable).parent / "neurocomm"
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "validate" in out.stdout
+
+
+def test_wheel_ships_py_typed(tmp_path: Path) -> None:
+    """A type checker sees the packages' annotations (PEP 561 marker in every package)."""
+    import zipfile
+
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                          "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("neurocomm-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("platform", "agents", "scenarios"):
+        assert f"neurocomm/{package}/py.typed" in names

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from neurocomm.platform.rundir import RunDir
 from tests.conftest import REPO, tiny_config
 
 pytest.importorskip("ray.tune", reason="needs the tune extra: pip install neurocomm[tune]")
@@ -189,9 +190,11 @@ def test_pbt_exploit_forks_a_run_directory_and_optuna_searches(cluster: Any, tmp
         original = pd.read_parquet(source / "metrics.parquet")
         early = copied[copied["round"] < at].reset_index(drop=True)
         assert early.equals(original[original["round"] < at].reset_index(drop=True))
+        # PBT may perturb the learning rate to the donor's own value (two choices here), so
+        # what holds for every fork is that it continues with its own config's rate.
         own = yaml.safe_load((fork / "config.yaml").read_text())["population"]["agent"]["lr"]
-        theirs = yaml.safe_load((source / "config.yaml").read_text())["population"]["agent"]["lr"]
-        assert own != theirs  # explored: a perturbed learning rate
+        state = RunDir(fork).load_checkpoint(at)["agents"]
+        assert {g["lr"] for a in state.values() for g in a["optimizer"]["param_groups"]} == {own}
 
     optuna = write_search(
         tmp_path, name="optuna2", grid={}, space={"population.agent.lr": {"loguniform": [0.001, 0.02]}},
