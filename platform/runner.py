@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from neurocomm.platform.resume import (
     set_aside,
     stop_disk_full,
 )
+from neurocomm.platform.run_control import Progress, RoundCallback, StopFlag
 from neurocomm.platform.rundir import (
     MESSAGES_SCHEMA,
     METRICS_SCHEMA,
@@ -130,31 +129,6 @@ def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
             for (speaker, listener), stats in sorted(report.edge_stats.items())]
 
 
-class Progress:
-    """One line on a terminal: round, rounds/s, mean success."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.start = total, time.monotonic()
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, done: int, success: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
-            return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        width = 30
-        fill = int(width * done / self.total)
-        sys.stderr.write(
-            f"\r[{'#' * fill}{'.' * (width - fill)}] round {done}/{self.total} "
-            f"{rate:.1f} rounds/s success {success:.3f}"
-        )
-        sys.stderr.flush()
-        if done >= self.total:
-            sys.stderr.write("\n")
-
-
 @dataclass
 class RunResult:
     run_dir: Path
@@ -166,48 +140,6 @@ class RunResult:
     @property
     def mean_success(self) -> float:
         return float(np.mean(list(self.listener_success.values()))) if self.listener_success else math.nan
-
-
-class _StopFlag:
-    """Ctrl-C asks the run to stop after the current round (a second Ctrl-C interrupts).
-
-    ``external(round)``, when given, is asked before each round is submitted: a sweep running
-    this run in a worker thread (where no signal handler can be installed) stops it that way."""
-
-    def __init__(self, external: Callable[[int], bool] | None = None) -> None:
-        self.stop = False
-        self.external = external
-        self._previous: Any = None
-
-    def check(self, round_: int) -> bool:
-        if not self.stop and self.external is not None and self.external(round_):
-            self.stop = True
-        return self.stop
-
-    def __enter__(self) -> _StopFlag:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
-        sys.stderr.write("\nstopping after this round (Ctrl-C again to abort)\n")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-# Called after every round with (rounds done, that round's metric rows, one per directed edge),
-# once the rows are logged (buffered for the next Parquet part) and any checkpoint due at that
-# round is written; returning True asks the run to stop after this round, as Ctrl-C does (the
-# round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
-# recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
-RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
 
 
 def checkpoint_payload(
@@ -362,7 +294,7 @@ class _RoundLoop:
     def play(self, stop: Callable[[int], bool] | None = None) -> str:
         total = self.cfg.training.rounds
         progress = Progress(total, self.cfg.logging.progress)
-        with _StopFlag(stop) as flag:
+        with StopFlag(stop) as flag:
             while True:
                 try:
                     self._play_until_done_or_stopped(flag, progress)
@@ -408,7 +340,7 @@ class _RoundLoop:
                            modules=list(turnover.modules) or "all",
                            imitation_steps=turnover.imitation_steps)
 
-    def _play_until_done_or_stopped(self, flag: _StopFlag, progress: Progress) -> None:
+    def _play_until_done_or_stopped(self, flag: StopFlag, progress: Progress) -> None:
         cfg, total, chunk = self.cfg, self.cfg.training.rounds, self.cfg.logging.chunk_rounds
         pending: deque[tuple[int, Any]] = deque()
         r = self.done

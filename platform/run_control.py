@@ -1,0 +1,77 @@
+"""How a run is watched and stopped from outside: a progress line on a terminal, and the stop
+flag that Ctrl-C (or a sweep's or Tune's ``stop(round)``) raises between rounds."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Progress:
+    """One line on a terminal: round, rounds/s, mean success."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.start = total, time.monotonic()
+        self.enabled = enabled and sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int, success: float) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < self.total):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        width = 30
+        fill = int(width * done / self.total)
+        sys.stderr.write(
+            f"\r[{'#' * fill}{'.' * (width - fill)}] round {done}/{self.total} "
+            f"{rate:.1f} rounds/s success {success:.3f}"
+        )
+        sys.stderr.flush()
+        if done >= self.total:
+            sys.stderr.write("\n")
+
+
+class StopFlag:
+    """Ctrl-C asks the run to stop after the current round (a second Ctrl-C interrupts).
+
+    ``external(round)``, when given, is asked before each round is submitted: a sweep running
+    this run in a worker thread (where no signal handler can be installed) stops it that way."""
+
+    def __init__(self, external: Callable[[int], bool] | None = None) -> None:
+        self.stop = False
+        self.external = external
+        self._previous: Any = None
+
+    def check(self, round_: int) -> bool:
+        if not self.stop and self.external is not None and self.external(round_):
+            self.stop = True
+        return self.stop
+
+    def __enter__(self) -> StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        sys.stderr.write("\nstopping after this round (Ctrl-C again to abort)\n")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# Called after every round with (rounds done, that round's metric rows, one per directed edge),
+# once the rows are logged (buffered for the next Parquet part) and any checkpoint due at that
+# round is written; returning True asks the run to stop after this round, as Ctrl-C does (the
+# round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
+# recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
+RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
