@@ -204,7 +204,11 @@ class Topology:
         data["schedule"] = [
             {"at_round": at, "add_edges": add, "remove_edges": rem} for at, add, rem in self.changes
         ]
-        path.write_text(json.dumps(data, default=str))
+        # A run directory's graph is read back on resume: a crash mid-write must leave the old
+        # file or the new one, never half of one.
+        from neurocomm.platform.rundir import atomic_write_text
+
+        atomic_write_text(path, json.dumps(data, default=str))
 
     @classmethod
     def load(cls, path: Path) -> Topology:

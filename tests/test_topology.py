@@ -89,3 +89,21 @@ def test_schedule_and_round_trip(tmp_path: Path) -> None:
     again = Topology.load(tmp_path / "t.json")
     assert again.talk_edges(7)[0] == topo.talk_edges(7)[0]
     assert again.graph.nodes[0]["label"] == "0"
+
+
+def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails (a full disk) leaves the previous graph file whole, and no temporary."""
+    from neurocomm.platform import faults
+
+    path = tmp_path / "t.json"
+    build_topology(TopologyConfig(generator="path_graph", params={"n": 4}), 0).save(path)
+    before = path.read_bytes()
+    monkeypatch.setenv("NEUROCOMM_FAULT", "enospc:1")
+    faults.reset()
+    try:
+        with pytest.raises(OSError):
+            build_topology(TopologyConfig(generator="path_graph", params={"n": 6}), 0).save(path)
+    finally:
+        faults.reset()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
