@@ -70,7 +70,7 @@ def test_a_run_stops_at_the_first_evaluated_round_that_reaches_stop_at(tmp_path:
     # elapsed_s: one value per round, growing, and the checkpoint holds the clock at its round
     per_round = df.groupby("round")["elapsed_s"].agg(["min", "max"])
     assert (per_round["min"] == per_round["max"]).all() and per_round["min"].is_monotonic_increasing
-    assert 0 < per_round["min"].iloc[0] and per_round["max"].iloc[-1] <= result.wall_time
+    assert per_round["min"].iloc[0] > 0 and per_round["max"].iloc[-1] <= result.wall_time
     assert run_dir.load_checkpoint(stop_round + 1)["elapsed_s"] >= per_round["max"].iloc[-1]
 
     # resuming a run that reached its target changes nothing and says why it is finished
