@@ -43,8 +43,10 @@ def process(cmd: list[str], timeout: float) -> tuple[float, str]:
 
 
 def learning_row(case: str, system: str, seed: int | None, reached: bool, rounds: float, games: float,
-                 seconds: float, from_start: float, success: float, **extra: Any) -> dict[str, Any]:
-    return {"key": f"timeto/{case}", "group": "timeto", "case": case, "system": system, "seed": seed,
+                 seconds: float, from_start: float, success: float, group: str = "timeto",
+                 **extra: Any) -> dict[str, Any]:
+    """A row of time to a target; the pair's time-to-target target reads the ``timeto`` group."""
+    return {"key": f"{group}/{case}", "group": group, "case": case, "system": system, "seed": seed,
             "reached": reached, "rounds_to_target": rounds if reached else math.nan,
             "games_to_target": games if reached else math.nan,
             "seconds_to_target": seconds if reached else math.nan,
@@ -176,7 +178,6 @@ def run_populations(quick: bool) -> list[dict[str, Any]]:
                 seconds = t.get("seconds", t.get("wall_s"))
                 rows.append(learning_row(f"{case}, {system}", system, None, t["reached"], t["rounds"],
                                          t.get("games", t["rounds"] * len(edges) * 128), seconds, seconds,
-                                         t["success"], cap_s=cap_s))
-                rows[-1].update(key=f"timeto/{case} {'egg' if system.startswith('EGG') else 'neurocomm'}",
-                                group="poptime")
+                                         t["success"], group="poptime", cap_s=cap_s))
+                rows[-1]["key"] = f"timeto/{case} {'egg' if system.startswith('EGG') else 'neurocomm'}"
     return rows

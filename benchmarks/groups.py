@@ -202,8 +202,9 @@ def run_learning(quick: bool) -> list[dict[str, Any]]:
     for backend, per_actor in (("local", 1),) if quick else (("local", 1), ("ray", 2)):
         t = neurocomm_until(referential_config(n=4, backend=backend, agents_per_actor=per_actor), cap)
         games = t["rounds"] * 8 * 128
-        rows.append(learning_row(f"quickstart {backend} (4 agents)", "neurocomm", 0, t["reached"],
-                                 t["rounds"], games, t["seconds"], t["seconds"], t["success"]))
+        case = f"quickstart {backend} (4 agents)"
+        rows.append(learning_row(case, "neurocomm", 0, t["reached"], t["rounds"], games, t["seconds"],
+                                 t["seconds"], t["success"], group="learning"))
     return rows
 
 
