@@ -126,8 +126,8 @@ def targets_table(items: list[dict[str, Any]], markdown: bool) -> str:
         ("target", lambda r: r["target"]), ("wanted", lambda r: r["wanted"]),
         ("measured", lambda r: (f"{r['bound']} " if r.get("bound") and r["measured"] is not None else "")
          + fmt(r["measured"], 2)),
-        ("holds", lambda r: ("open (a bound only)" if r.get("bound") and r["measured"] is not None else
-                             "not measured") if r["holds"] is None else ("yes" if r["holds"] else "NO")),
+        ("holds", lambda r: ("not measured" if r["note"].startswith("not measured") else "open")
+         if r["holds"] is None else ("yes" if r["holds"] else "NO")),
         ("detail", lambda r: r["note"]),
     ]
     COLUMNS["targets"] = cols

@@ -134,7 +134,7 @@ def _ray(rows: Rows, t: Targets) -> None:
     name, name2 = "64 agents on Ray: cores kept busy", "64 agents on Ray: games/s vs one core (local backend)"
     if ray and local:
         v = ray["cores_busy"]
-        t.add(name, ">= 1.8 cores", v, v >= 1.8, f"{ray['case']}, ring; CPU time of the driver, actors and "
+        t.add(name, ">= 1.8 cores", v, v >= 1.8, f"{ray['case']}; CPU time of the driver, actors and "
               "Ray's processes per second of the steady state")
         v = ray["games_per_s"] / local["games_per_s"]
         t.add(name2, ">= 1.7x", v, v >= 1.7,
