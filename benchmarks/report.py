@@ -1,4 +1,4 @@
-"""Tables (terminal and Markdown), the targets, and the generated part of docs/performance.md."""
+"""Tables (terminal and Markdown), the targets' table, and the generated part of docs/performance.md."""
 
 from __future__ import annotations
 
@@ -24,10 +24,8 @@ def fmt(value: Any, digits: int = 0) -> str:
 
 
 def ratio(row: dict[str, Any]) -> str:
-    for key, label in (("vs_reference", "x ref"), ("vs_local", "x local")):
-        if key in row:
-            return f"{row[key]:.2f} {label}"
-    return ""
+    labels = {"vs_reference": "x ref", "vs_local": "x local", "vs_egg": "x EGG-style"}
+    return ", ".join(f"{row[k]:.2f} {label}" for k, label in labels.items() if k in row)
 
 
 def per_agent(row: dict[str, Any]) -> str:
@@ -82,7 +80,25 @@ STARTUP: list[Column] = [
                                 else f"{r['rss_mb']:,.0f} ({r['pss_mb']:,.0f})")),
     ("note", lambda r: r.get("note", "")),
 ]
-COLUMNS = {"naming": NAMING, "learning": LEARNING, "startup": STARTUP}
+TIMETO: list[Column] = [
+    ("case", lambda r: r["case"]),
+    ("reached 0.9", lambda r: fmt(r["reached"])),
+    ("rounds", lambda r: fmt(r["rounds_to_target"])),
+    ("games", lambda r: fmt(r["games_to_target"])),
+    ("s training (in run)", lambda r: fmt(r["seconds_to_target"], 1)),
+    ("s from process start", lambda r: fmt(r["seconds_to_target_with_setup"], 1)),
+    ("last eval success", lambda r: fmt(r["eval_success"], 3)),
+]
+POPTIME: list[Column] = [
+    ("case", lambda r: r["case"]),
+    ("reached 0.9", lambda r: fmt(r["reached"])),
+    ("rounds (EGG-style: steps)", lambda r: fmt(r["rounds_to_target"])),
+    ("games", lambda r: fmt(r["games_to_target"])),
+    ("s to 0.9", lambda r: fmt(r["seconds_to_target"], 1)),
+    ("s run (cap)", lambda r: f"{r['seconds_run']:.1f} ({r['cap_s']:.0f})"),
+    ("last eval success", lambda r: fmt(r["eval_success"], 3)),
+]
+COLUMNS = {"naming": NAMING, "learning": LEARNING, "startup": STARTUP, "timeto": TIMETO, "poptime": POPTIME}
 
 
 def table(rows: list[dict[str, Any]], markdown: bool) -> str:
@@ -104,67 +120,14 @@ def table(rows: list[dict[str, Any]], markdown: bool) -> str:
 # ---------------------------------------------------------------------- targets
 
 
-def _find(rows: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
-    return next((r for r in rows if r["key"] == key), None)
-
-
-def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each target: what it asks, what was measured, whether it holds (None: not measured)."""
-    out = []
-
-    def add(name: str, wanted: str, value: float | None, holds: bool | None, note: str) -> None:
-        out.append({"target": name, "wanted": wanted, "measured": value, "holds": holds, "note": note})
-
-    pair = _find(rows, "pair/local, both ways")
-    if pair:
-        v = pair["vs_reference"]
-        add("local backend, one pair, vs plain PyTorch", ">= 0.90x games/s", v, v >= 0.9,
-            f"{pair['games_per_s']:,.0f} vs {pair['games_per_s'] / v:,.0f} games/s (batch 128, both ways, "
-            f"best of {pair['repeats']})")
-    ray1 = _find(rows, "backends/ray, 1 agent(s)/actor")
-    local = _find(rows, "backends/local")
-    if ray1 and local:
-        v = ray1["vs_local"]
-        per_cpu = ray1["games_per_cpu_s"] / local["games_per_cpu_s"]
-        add("Ray vs local, quickstart population", ">= 0.80x games/s", v, v >= 0.8,
-            f"{ray1['games_per_s']:,.0f} vs {local['games_per_s']:,.0f} games/s; Ray keeps "
-            f"{ray1['cores_busy']:.2f} cores busy, local 1: per CPU-second Ray does {per_cpu:.2f}x")
-    sharded = [r for r in rows if r["key"].startswith("population/N=128 ray")]
-    single = [r for r in rows if r["key"].startswith("population/") and r["case"].endswith("1 actor/agent")]
-    if sharded:
-        top = max(sharded, key=lambda r: r["games_per_s"])
-        if single:
-            one = max(single, key=lambda r: r["agents"])
-            v = top["games_per_s"] / one["games_per_s"]
-            need_gb = one["actors_rss_mb_per_agent"] * 128 / 1024
-            add("sharded (128 agents) vs one actor per agent", ">= 5x games/s", v, v >= 5,
-                f"{top['case']}: {top['games_per_s']:,.0f} games/s; one actor per agent measured at "
-                f"N={one['agents']} ({one['games_per_s']:,.0f} games/s): at N=128 it would need "
-                f"~{need_gb:.0f} GB RSS, more than this machine has, so it was not run")
-        lean = min(sharded, key=lambda r: r["actors_rss_mb_per_agent"])
-        mb = lean["actors_rss_mb_per_agent"]
-        others = "; ".join(f"{r['case']}: {r['actors_rss_mb_per_agent']:.1f}"
-                           for r in sharded if r is not lean)
-        add("memory per agent, sharded at 128", "<= 20 MB/agent (actors' RSS / agents)", mb, mb <= 20,
-            f"{lean['case']}: {mb:.1f} MB RSS, {lean['actors_pss_mb_per_agent']:.1f} MB PSS per agent"
-            + (f" ({others})" if others else "")
-            + (f"; parameters {pair['param_bytes'] / 1e6:.2f} MB + Adam state "
-               f"{pair['optimizer_bytes'] / 1e6:.2f} MB per agent" if pair and "param_bytes" in pair else ""))
-    naming = _find(rows, "naming/N=10000")
-    if naming:
-        v = naming["max_wall_s"]
-        add("naming game, 10,000 agents, complete graph, to consensus", "< 60 s", v, v < 60,
-            f"slowest of {naming['runs']} runs; mean {naming['wall_s']:.1f} s, "
-            f"t_conv {naming['t_conv_mean']:,.0f}")
-    return out
-
-
 def targets_table(items: list[dict[str, Any]], markdown: bool) -> str:
     rows = [{"group": "targets", "case": t["target"], **t} for t in items]
     cols: list[Column] = [
         ("target", lambda r: r["target"]), ("wanted", lambda r: r["wanted"]),
-        ("measured", lambda r: fmt(r["measured"], 2)),
-        ("holds", lambda r: "not measured" if r["holds"] is None else ("yes" if r["holds"] else "NO")),
+        ("measured", lambda r: (f"{r['bound']} " if r.get("bound") and r["measured"] is not None else "")
+         + fmt(r["measured"], 2)),
+        ("holds", lambda r: ("not measured" if r["note"].startswith("not measured") else "open")
+         if r["holds"] is None else ("yes" if r["holds"] else "NO")),
         ("detail", lambda r: r["note"]),
     ]
     COLUMNS["targets"] = cols

@@ -1,16 +1,19 @@
 """neurocomm's benchmark suite: one table, one JSON file, the measured part of docs/performance.md.
 
-    make bench                                              # everything (under 10 minutes, 2 cores)
-    .venv/bin/python benchmarks/run_all.py --quick          # a ~1-minute smoke run
+    make bench                                              # everything (about 15 minutes, 2 cores)
+    .venv/bin/python benchmarks/run_all.py --quick          # a few-minute smoke run
     .venv/bin/python benchmarks/run_all.py --only pair,naming
     .venv/bin/python benchmarks/run_all.py --list
 
-Groups, in the order they run: pair (local backend vs the plain-PyTorch reference), backends
-(the quickstart population on local / Ray / sharded Ray), batch (32 ... 1024 on a pair), naming
-(the naming game at N = 1,000 and 10,000), learning (time to 0.9 greedy success), population
-(2 ... 512 agents; last, so that its memory does not inflate the driver's peak of the others).
-Before them: start-up figures (the first run in a process, Ray's start-up), and one warm-up run
-so that one-off imports do not land in a group.
+Groups, in the order they run: pair (local backend vs the plain-PyTorch reference and the
+EGG-style pair of egg_style.py), backends (the quickstart population on local / Ray / sharded
+Ray), batch (32 ... 1024 on a pair), naming (the naming game at N = 1,000 and 10,000), timeto
+(the pair's time to 0.9 greedy success, five seeds, each run a fresh process), learning (the
+quickstart's time to 0.9), populations (16 and 64 agents, ring and small world, against the
+EGG-style population loop), population (2 ... 512 agents; last, so that its memory does not
+inflate the driver's peak of the others). Before them: start-up figures (the first run in a
+process, Ray's start-up, start to the first round on embedded Ray in a fresh process). The
+targets (targets.py) are printed last, each with measured / wanted / holds.
 
 Results: benchmarks/results/latest.json (git-ignored). A full run of every group also rewrites
 the generated block of docs/performance.md (``--doc PATH`` writes it for any run, ``--no-doc``
@@ -41,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import report  # noqa: E402
+import targets  # noqa: E402
 import torch  # noqa: E402
 from groups import GROUPS  # noqa: E402
 from harness import (  # noqa: E402
@@ -89,7 +93,15 @@ def startup_rows(need_ray: bool) -> list[dict[str, Any]]:
                  "case": "first local run in a process (3 rounds)", "seconds": cold["wall_s"],
                  "note": f"the same run again: {warm['wall_s']:.2f} s (lazy imports on first use: "
                  "torch.optim pulls in torch._dynamo)"})
-    if need_ray:
+    if need_ray:  # first, in a process of its own, before this one starts Ray
+        first = json.loads(subprocess.run([sys.executable, str(HERE / "first_round.py")], capture_output=True,
+                                          text=True, timeout=300, check=True).stdout)
+        rows.append({"key": "startup/first round on Ray", "group": "startup",
+                     "case": "quickstart on embedded Ray: run() to the end of round 1 (fresh process)",
+                     "seconds": first["run_to_first_round_s"],
+                     "note": "ray.init + 2 actors + round-0 checkpoint + round 1; from process start "
+                             f"{first['process_to_first_round_s']:.2f} s "
+                             f"(imports {first['imports_s']:.2f} s)"})
         from neurocomm.platform.raysession import ensure_ray
 
         start = time.perf_counter()
@@ -129,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         for g in GROUPS:
             print(f"{g.name:<11} {g.title}")
         return 0
-    if args.from_json:
+    if args.from_json:  # the targets are worked out again from the rows, as targets.py says now
         data = json.loads(Path(args.from_json).read_text())
+        data["targets"] = targets.targets(data["rows"])
         print(report.targets_table(data["targets"], markdown=False))
         write_doc(args.doc or str(HERE.parent / "docs" / "performance.md"), data)
         return 0
@@ -156,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             new = group.run(args.quick)
             seconds[group.name] = time.perf_counter() - start
             rows += new
-            print(f"\n== {group.name}: {group.title} ({seconds[group.name]:.0f} s)\n"
-                  f"{report.table(new, markdown=False)}", flush=True)
+            tables = "\n\n".join(report.table([r for r in new if r["group"] == g], markdown=False)
+                                 for g in dict.fromkeys(r["group"] for r in new))
+            print(f"\n== {group.name}: {group.title} ({seconds[group.name]:.0f} s)\n{tables}", flush=True)
     finally:
         clean_scratch()  # the run directories (and their checkpoints) are not results
 
@@ -178,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             **info,
         },
         "rows": rows,
-        "targets": report.targets(rows),
+        "targets": targets.targets(rows),
     }
     if data["targets"]:
         print(f"\n== targets\n{report.targets_table(data['targets'], markdown=False)}")
@@ -193,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_doc(doc: str, data: dict[str, Any]) -> None:
-    titles = {g.name: g.title for g in GROUPS} | {"startup": "start-up"}
+    titles = {g.name: g.title for g in GROUPS} | {
+        "startup": "start-up", "poptime": "16 and 64 agents: time to mean greedy success 0.9"}
     report.write_doc(Path(doc), report.markdown_block(data, titles))
     print(f"wrote {doc}")
 

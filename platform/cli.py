@@ -58,7 +58,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _print_summary(result) -> None:  # noqa: ANN001
     # "run directory: ..." was printed when the run started
     _say(f"status: {result.status}; rounds: {result.rounds}; wall time: {result.wall_time:.1f} s "
-         f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)")
+         f"({result.rounds / max(result.wall_time, 1e-9):.2f} rounds/s)"
+         + (f"; {result.reason}" if result.reason else ""))
     if result.listener_success:
         per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.listener_success.items()))
         _say(f"final success per agent (as listener, greedy evaluation): {per_agent}")
@@ -93,7 +94,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     status = run_dir.status()
     cfg = run_dir.config()
     if status.get("status") == "finished":
-        _say(f"{run_dir.path}: already finished ({status.get('rounds_done')} rounds)")
+        why = f"; {status['reason']}" if status.get("reason") else ""
+        _say(f"{run_dir.path}: already finished ({status.get('rounds_done')} rounds{why})")
         return 0
     digest = cfg.digest()
     # A run directory is data: the cluster it names is joined only when the user says so.

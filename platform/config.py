@@ -61,6 +61,9 @@ class RunConfig:
         check_name(self.name)
         if self.seed < 0:
             raise ValueError("seed: must be >= 0")
+        if self.training.stop_at is not None and self.logging.eval_every == 0:
+            raise ConfigError("needs logging.eval_every > 0 (stop_at watches the greedy evaluation)",
+                              path="training.stop_at")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)

@@ -219,8 +219,13 @@ class TrainingConfig:
     # Michel et al. 2023: every agent also plays itself each round (i -> i, both roles learn);
     # on the edges between agents only the listener learns (docs/mechanisms.md)
     partitioned: bool = False
+    # stop once the evaluated mean greedy success over the edges reaches this (null: play every
+    # round); needs logging.eval_every > 0, checked in RunConfig.check
+    stop_at: float | None = None
 
     def check(self) -> None:
+        if self.stop_at is not None and not 0 < self.stop_at <= 1:
+            raise ValueError("stop_at: must be in (0, 1] or null (play every round)")
         if self.rounds < 1:
             raise ValueError("rounds: must be >= 1")
         if self.batch_size < 1:

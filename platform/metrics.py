@@ -4,7 +4,7 @@
   not declared cannot be set (``slots``), so a misspelt metric fails where it is written
   instead of leaving a column of NaN.
 * :class:`MetricsRow`: one row of ``metrics.parquet`` (round x directed edge): the round, the
-  edge and its :class:`EdgeStats`.
+  edge, its :class:`EdgeStats` and when the round was done (``elapsed_s``).
 * :class:`LoggedGame`: one row of ``messages/`` (one logged game).
 
 docs/logs.md describes every column.
@@ -73,21 +73,28 @@ class MetricsRow:
     speaker: int
     listener: int
     stats: EdgeStats
+    # seconds from the start of the run to the driver having this round's report; a resumed run
+    # counts on from its checkpoint's figure (docs/logs.md)
+    elapsed_s: float
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"round": self.round, "speaker": self.speaker, "listener": self.listener}
         out.update({f.name: getattr(self.stats, f.name) for f in dataclasses.fields(EdgeStats)})
+        out["elapsed_s"] = self.elapsed_s
         return out
 
 
 def _metrics_schema() -> pa.Schema:
     ids = [pa.field(n, pa.int32()) for n in ("round", "speaker", "listener")]
     stats = record_schema(EdgeStats)
-    return pa.schema(ids + list(stats), metadata=stats.metadata)
+    return pa.schema([*ids, *stats, pa.field("elapsed_s", pa.float64())], metadata=stats.metadata)
 
 
 METRICS_SCHEMA = _metrics_schema()
 METRIC_COLUMNS = tuple(METRICS_SCHEMA.names)
+# Columns that measure the machine, not the training: they differ between two runs of the same
+# config, so comparisons of runs (resume vs whole, local vs Ray) leave them out.
+TIMING_COLUMNS = ("elapsed_s",)
 
 _I16 = {"arrow": pa.int16()}
 _I16_LIST = {"arrow": pa.list_(pa.int16())}

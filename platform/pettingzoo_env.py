@@ -20,6 +20,7 @@ the platform's own RunDir and ChunkedTable, so ``neurocomm analyze`` reads it.
 from __future__ import annotations
 
 import functools
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,7 @@ class GameRecorder:
         self.run_dir.event("started", backend="pettingzoo", start_round=0, n_agents=topology.n)
         self.run_dir.update_status(status="running", backend="pettingzoo", n_agents=topology.n)
         self.round = 0
+        self.started = time.monotonic()
         self._games: dict[Edge, list[LoggedGame]] = defaultdict(list)
 
     def game(self, edge: Edge, target: np.ndarray, message: list[int], choice: int,
@@ -90,7 +92,7 @@ class GameRecorder:
                             msg_length=float(np.mean([x.length for x in g])))
             for edge, g in self._games.items()
         }
-        self.metrics.extend(metric_rows(self.round, ShardReport(stats, [])))
+        self.metrics.extend(metric_rows(self.round, ShardReport(stats, []), time.monotonic() - self.started))
         if every > 0 and self.round % every == 0:
             for _, games in sorted(self._games.items()):
                 self.messages.extend([game.as_dict() for game in games[:per_edge]])

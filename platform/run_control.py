@@ -1,13 +1,17 @@
-"""How a run is watched and stopped from outside: a progress line on a terminal, and the stop
-flag that Ctrl-C (or a sweep's or Tune's ``stop(round)``) raises between rounds."""
+"""How a run is watched and stopped: a progress line on a terminal, the stop flag that Ctrl-C
+(or a sweep's or Tune's ``stop(round)``) raises between rounds, and ``training.stop_at``."""
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from neurocomm.platform.config import RunConfig
+from neurocomm.platform.games import evaluating
 
 
 class Progress:
@@ -75,3 +79,33 @@ class StopFlag:
 # round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
 # recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
 RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
+
+
+class StopAt:
+    """``training.stop_at``: the run ends at the first evaluated round whose mean greedy success
+    over the edges that played (``eval_success``) reaches the target."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg, self.target = cfg, cfg.training.stop_at
+        self.reached: tuple[int, float] | None = None  # (round, mean success) once reached
+
+    def watches(self, round_: int) -> bool:
+        """Whether ``round_`` may end the run: no later round is submitted before its report is
+        in, so that the run stops at that round, not one later."""
+        return self.target is not None and evaluating(self.cfg, round_)
+
+    def check(self, round_: int, rows: list[dict[str, Any]]) -> bool:
+        values = [r["eval_success"] for r in rows if not math.isnan(r["eval_success"])]
+        if self.target is None or not values or self.reached is not None:
+            return False
+        mean = sum(values) / len(values)
+        if mean >= self.target:
+            self.reached = (round_, mean)
+        return self.reached is not None
+
+    @property
+    def reason(self) -> str | None:
+        if self.reached is None:
+            return None
+        round_, mean = self.reached
+        return f"reached stop_at {self.target:g} at round {round_} (mean greedy success {mean:.3f})"

@@ -30,7 +30,7 @@ from neurocomm.platform.resume import (
     set_aside,
     stop_disk_full,
 )
-from neurocomm.platform.run_control import Progress, RoundCallback, StopFlag
+from neurocomm.platform.run_control import Progress, RoundCallback, StopAt, StopFlag
 from neurocomm.platform.rundir import (
     MESSAGES_SCHEMA,
     METRICS_SCHEMA,
@@ -123,9 +123,9 @@ def turnover_agents(cfg: RunConfig, n_agents: int, round_: int) -> list[int]:
     return sorted(chosen)
 
 
-def metric_rows(round_: int, report: ShardReport) -> list[dict[str, Any]]:
+def metric_rows(round_: int, report: ShardReport, elapsed_s: float) -> list[dict[str, Any]]:
     """The round's rows of metrics.parquet, one per directed edge (platform/metrics.py)."""
-    return [MetricsRow(round_, speaker, listener, stats).as_dict()
+    return [MetricsRow(round_, speaker, listener, stats, elapsed_s).as_dict()
             for (speaker, listener), stats in sorted(report.edge_stats.items())]
 
 
@@ -136,6 +136,7 @@ class RunResult:
     wall_time: float
     listener_success: dict[int, float]  # final_listener_success: what the CLI prints
     status: str
+    reason: str | None = None  # why a finished run ended early (training.stop_at)
 
     @property
     def mean_success(self) -> float:
@@ -143,7 +144,8 @@ class RunResult:
 
 
 def checkpoint_payload(
-    run_id: str, config_hash: str, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int]
+    run_id: str, config_hash: str, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int],
+    elapsed_s: float,
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -151,6 +153,7 @@ def checkpoint_payload(
         "agents": agents,
         "config_hash": config_hash,
         "log_parts": {"metrics": parts[0], "messages": parts[1]},
+        "elapsed_s": elapsed_s,  # the metrics' clock, which a resumed run continues
     }
 
 
@@ -203,7 +206,7 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Ba
                 on_round: RoundCallback | None = None) -> RunResult:
     loop: _RoundLoop | None = None
     try:
-        loop = _RoundLoop(cfg, topology, run_dir, backend, run_hash, on_round)
+        loop = _RoundLoop(cfg, topology, run_dir, backend, run_hash, t0, on_round)
         if resuming:
             run_dir.remove_temporaries()
             try:
@@ -211,6 +214,7 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Ba
             except RunDirError:
                 loop = None  # refused before anything changed: the run keeps its status
                 raise
+            loop.origin -= loop.restored_elapsed  # elapsed_s counts on from the checkpoint
         run_dir.event("resumed" if resuming else "started", backend=backend.name,
                       start_round=loop.done, n_agents=topology.n)
         if not resuming:
@@ -234,19 +238,23 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Ba
     backend.close()
     done = loop.done
     final = final_listener_success(run_dir, done) or loop.last_success
-    run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time())
-    run_dir.event(status, rounds_done=done, wall_time=round(wall, 3))
-    return RunResult(run_dir.path, done, wall, final, status)
+    why = {"reason": loop.stop_at.reason} if loop.stop_at.reached else {}
+    run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time(), **why)
+    run_dir.event(status, rounds_done=done, wall_time=round(wall, 3), **why)
+    return RunResult(run_dir.path, done, wall, final, status, loop.stop_at.reason)
 
 
 class _RoundLoop:
     """Submits rounds (up to two in flight), writes their rows, checkpoints, recovers."""
 
     def __init__(self, cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Backend,
-                 config_hash: str, on_round: RoundCallback | None = None) -> None:
+                 config_hash: str, origin: float, on_round: RoundCallback | None = None) -> None:
         self.cfg, self.topology, self.run_dir, self.backend = cfg, topology, run_dir, backend
         self.config_hash = config_hash
         self.on_round = on_round
+        self.origin = origin  # time.monotonic() at which elapsed_s is 0
+        self.restored_elapsed = 0.0
+        self.stop_at = StopAt(cfg)
         # The run id recorded at creation, so a renamed run directory still resumes.
         self.run_id = str(run_dir.status().get("run_id", run_dir.path.name))
         self.metrics = ChunkedTable(run_dir.metrics_dir, METRICS_SCHEMA)
@@ -266,7 +274,8 @@ class _RoundLoop:
         self.messages.flush()
         state = self.backend.get_state()
         parts = (self.metrics.part, self.messages.part)
-        payload = checkpoint_payload(self.run_id, self.config_hash, done, state, parts)
+        payload = checkpoint_payload(self.run_id, self.config_hash, done, state, parts,
+                                     time.monotonic() - self.origin)
         self.run_dir.save_checkpoint(done, payload)
         self.run_dir.update_status(rounds_done=done)
         self.run_dir.event("checkpoint", rounds_done=done)
@@ -282,6 +291,7 @@ class _RoundLoop:
             set_aside(self.run_dir.checkpoints_dir / skipped["checkpoint"])
             self.run_dir.event("checkpoint_skipped", **skipped, using=restart.path.name)
         ckpt = restart.payload
+        self.restored_elapsed = float(ckpt.get("elapsed_s", 0.0))
         parts = restart.parts
         drop_parts_after(self.run_dir, parts)
         self.metrics = ChunkedTable(self.run_dir.metrics_dir, METRICS_SCHEMA, parts[0])
@@ -301,7 +311,7 @@ class _RoundLoop:
                     break
                 except ShardFailure as failure:
                     self._recover(failure)
-        return "finished" if self.done >= total else "interrupted"
+        return "finished" if self.done >= total or self.stop_at.reached else "interrupted"
 
     def _recover(self, failure: ShardFailure) -> None:
         """Replace dead shards and restore everyone from the last checkpoint; a failure while
@@ -348,7 +358,8 @@ class _RoundLoop:
             # Keep up to two rounds in flight, but never run past a round whose end must be
             # checkpointed: the agents' state is read between rounds.
             while (r < total and not flag.check(r) and len(pending) < 2
-                   and not (pending and self.needs_state(pending[-1][0] + 1))
+                   and not (pending and (self.needs_state(pending[-1][0] + 1)
+                                         or self.stop_at.watches(pending[-1][0])))
                    and not (pending and faults.wants_quiet_round(r))):
                 faults.before_round(r, self.backend)
                 if flag.stop:  # an injected interrupt
@@ -362,7 +373,7 @@ class _RoundLoop:
                 return
             round_, handle = pending.popleft()
             report = self.backend.collect(handle)
-            rows = metric_rows(round_, report)
+            rows = metric_rows(round_, report, time.monotonic() - self.origin)
             self.metrics.extend(rows)
             self.messages.extend([game.as_dict() for game in report.messages])
             self.done = round_ + 1
@@ -375,6 +386,8 @@ class _RoundLoop:
                 self.metrics.flush()
                 self.messages.flush()
                 self.run_dir.update_status(rounds_done=self.done)
+            if self.stop_at.check(round_, rows):
+                flag.stop = True  # no round is in flight behind it (see StopAt.watches)
             if self.needs_state(self.done) or (flag.stop and not pending):
                 self.checkpoint(self.done)
             if self.on_round is not None and self.on_round(self.done, rows) and not flag.stop:

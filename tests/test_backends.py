@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from neurocomm.platform.config import build_config
+from neurocomm.platform.metrics import TIMING_COLUMNS
 from neurocomm.platform.runner import run
 from tests.conftest import tiny_config
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
-    return pd.read_parquet(run_dir / "metrics.parquet").sort_values(["round", "speaker", "listener"])
+    df = pd.read_parquet(run_dir / "metrics.parquet").drop(columns=list(TIMING_COLUMNS))
+    return df.sort_values(["round", "speaker", "listener"])
 
 
 @pytest.mark.parametrize("rule", ["reinforce", "gumbel"])

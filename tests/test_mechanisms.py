@@ -23,6 +23,7 @@ from neurocomm.agents.rules import GumbelSoftmax, Reinforce
 from neurocomm.platform.config import build_config, load_config
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.interfaces import ChannelSpec, Feedback
+from neurocomm.platform.metrics import TIMING_COLUMNS
 from neurocomm.platform.runner import run
 from neurocomm.platform.typed import from_mapping
 from neurocomm.scenarios.referential import ReferentialGame
@@ -65,7 +66,7 @@ def metrics(tmp_path: Path, rule: str, **params: Any) -> pd.DataFrame:
     cfg["population"]["agent"] = {"lr": 0.005, "params": {**base, **params}}
     result = run(build_config(cfg))
     df = pd.read_parquet(result.run_dir / "metrics.parquet")
-    return df.drop(columns=[c for c in df.columns if df[c].dtype.kind not in "fiu"])
+    return df.drop(columns=[c for c in df.columns if df[c].dtype.kind not in "fiu" or c in TIMING_COLUMNS])
 
 
 @pytest.mark.parametrize("rule", ["reinforce", "gumbel"])

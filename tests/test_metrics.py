@@ -38,7 +38,7 @@ def test_a_misspelt_metric_fails_where_it_is_written() -> None:
 def test_schemas_are_generated_from_the_records() -> None:
     assert RUNDIR_METRICS_SCHEMA is METRICS_SCHEMA
     stats = [f.name for f in dataclasses.fields(EdgeStats)]
-    assert METRICS_SCHEMA.names == ["round", "speaker", "listener", *stats]
+    assert METRICS_SCHEMA.names == ["round", "speaker", "listener", *stats, "elapsed_s"]
     assert METRICS_SCHEMA.field("games").type == pa.int32()
     assert METRICS_SCHEMA.field("success").type == pa.float64()
     assert MESSAGES_SCHEMA.names == [f.name for f in dataclasses.fields(LoggedGame)]
@@ -61,10 +61,11 @@ def test_docs_list_exactly_the_generated_columns() -> None:
 def test_rows_fit_the_schema_and_unmeasured_values_are_nan(tmp_path: Path) -> None:
     stats = EdgeStats(games=8, success=0.5)
     stats.set_eval("eval", 0.75)
-    rows = metric_rows(3, ShardReport({(1, 0): stats, (0, 1): EdgeStats(games=8, entropy=1.0)}))
+    rows = metric_rows(3, ShardReport({(1, 0): stats, (0, 1): EdgeStats(games=8, entropy=1.0)}), 1.5)
     table = pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)  # raises on a column too many
     assert table.num_rows == 2 and [r["speaker"] for r in rows] == [0, 1]
     assert rows[1]["eval_success"] == 0.75 and math.isnan(rows[1]["heldout_success"])
+    assert [r["elapsed_s"] for r in rows] == [1.5, 1.5]
     assert set(rows[0]) == set(METRICS_SCHEMA.names)
     game = LoggedGame(round=0, speaker=0, listener=1, game=0, target=[1, 2], message=[3, 0], length=2,
                       choice=1, target_index=1, success=True)
@@ -75,7 +76,7 @@ def test_merging_one_edge_from_two_shards_keeps_what_each_measured() -> None:
     speaker_side = EdgeStats(entropy=1.5, msg_length=2.0, speaker_loss=0.3)
     listener_side = EdgeStats(games=16, success=0.25, listener_loss=0.7)
     speaker_side.update(listener_side)
-    row = MetricsRow(0, 0, 1, speaker_side).as_dict()
+    row = MetricsRow(0, 0, 1, speaker_side, 0.0).as_dict()
     assert (row["games"], row["success"], row["entropy"], row["speaker_loss"]) == (16, 0.25, 1.5, 0.3)
 
 

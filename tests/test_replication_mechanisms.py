@@ -22,6 +22,7 @@ from neurocomm.platform.backends import LocalBackend
 from neurocomm.platform.cli import main
 from neurocomm.platform.config import RunConfig, build_config
 from neurocomm.platform.interfaces import Batch, ChannelSpec
+from neurocomm.platform.metrics import TIMING_COLUMNS
 from neurocomm.platform.rundir import RunDir
 from neurocomm.platform.runner import run
 from neurocomm.platform.shard import AgentShard, build_agent
@@ -29,7 +30,7 @@ from tests.conftest import tiny_config
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
-    df = pd.read_parquet(run_dir / "metrics.parquet")
+    df = pd.read_parquet(run_dir / "metrics.parquet").drop(columns=list(TIMING_COLUMNS))
     return df.sort_values(["round", "speaker", "listener"]).reset_index(drop=True)
 
 

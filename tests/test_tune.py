@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from neurocomm.platform.metrics import TIMING_COLUMNS
 from neurocomm.platform.rundir import RunDir
 from tests.conftest import REPO, tiny_config
 
@@ -232,8 +233,9 @@ def test_fork_run_continues_from_the_donor(tmp_path: Path) -> None:
     assert lrs == {0.02}
     result = run(cfg, topology=Topology.load(forked.path / "topology.json"), resume=forked)
     assert result.status == "finished" and result.rounds == 6
-    mine = pd.read_parquet(forked.path / "metrics.parquet")
-    theirs = pd.read_parquet(donor / "metrics.parquet")
+    # the copied rows keep the donor's elapsed_s; the fork's own rows are timed by the fork
+    mine = pd.read_parquet(forked.path / "metrics.parquet").drop(columns=list(TIMING_COLUMNS))
+    theirs = pd.read_parquet(donor / "metrics.parquet").drop(columns=list(TIMING_COLUMNS))
     assert sorted(mine["round"].unique()) == list(range(6))
     early = [(theirs["round"] < 4), (mine["round"] < 4)]
     assert theirs[early[0]].reset_index(drop=True).equals(mine[early[1]].reset_index(drop=True))
