@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -75,3 +75,19 @@ class StopFlag:
 # round already in flight is finished; the run ends "interrupted", with a checkpoint). After a
 # recovery from lost actors, the rounds since the last checkpoint are played, and seen, again.
 RoundCallback = Callable[[int, list[dict[str, Any]]], bool | None]
+
+
+def chain_callbacks(callbacks: Iterable[RoundCallback]) -> RoundCallback | None:
+    """One RoundCallback that calls each of ``callbacks`` in order, every one every round; it
+    asks the run to stop when any of them does. None when there are none."""
+    hooks = list(callbacks)
+    if len(hooks) <= 1:
+        return hooks[0] if hooks else None
+
+    def each(done: int, rows: list[dict[str, Any]]) -> bool:
+        wants_stop = False
+        for hook in hooks:
+            wants_stop = bool(hook(done, rows)) or wants_stop
+        return wants_stop
+
+    return each
