@@ -24,14 +24,10 @@ def _fail(msg: str) -> int:
 
 
 def _load(args: argparse.Namespace):  # noqa: ANN202 - RunConfig, imported lazily
-    from neurocomm.platform.config import load_config
+    from neurocomm.platform.api import resolve_config
 
-    overrides = list(args.set or [])
-    if getattr(args, "backend", None):
-        overrides.append(f"runtime.backend={args.backend}")
-    if getattr(args, "address", None):
-        overrides.append(f"runtime.address={args.address}")
-    return load_config(args.config, overrides)
+    return resolve_config(args.config, args.set or [], backend=getattr(args, "backend", None),
+                          address=getattr(args, "address", None))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -64,20 +60,15 @@ def _print_summary(result) -> None:  # noqa: ANN001
         per_agent = "  ".join(f"{a}:{s:.2f}" for a, s in sorted(result.listener_success.items()))
         _say(f"final success per agent (as listener, greedy evaluation): {per_agent}")
         _say(f"final mean success: {result.mean_success:.3f}")
+    if result.outcome:  # a standalone scenario's own figures
+        _say("; ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                       for k, v in result.outcome.items()))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from neurocomm.platform.runner import prepare, run
-    from neurocomm.platform.standalone import is_standalone, run_standalone
+    from neurocomm.platform.api import run
 
-    cfg = _load(args)
-    if is_standalone(cfg):
-        outcome = run_standalone(cfg, echo=_say)
-        _say("; ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
-                       for k, v in outcome.items() if k != "run_dir"))
-        return 0
-    topology = prepare(cfg)
-    result = run(cfg, topology=topology, echo=_say)
+    result = run(args.config, args.set or [], backend=args.backend, address=args.address, echo=_say)
     _print_summary(result)
     return 0 if result.status == "finished" else 130
 
@@ -137,20 +128,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from neurocomm.platform.sweep import load_sweep, run_sweep
 
+    overrides = args.set or []
     if args.dry_run:
-        sweep, points = load_sweep(args.sweep)
+        sweep, points = load_sweep(args.sweep, overrides)
         for p in points:
             _say(f"{p.key}: {p.config.name} seed {p.seed} {p.overrides}")
         _say(f"{args.sweep}: valid ({len(points)} runs, {sweep.max_concurrent} at a time)")
         return 0
 
-    rows = run_sweep(args.sweep, echo=_say)
+    rows = run_sweep(args.sweep, echo=_say, overrides=overrides)
     failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
     _say(f"{len(rows)} runs; {len(failed)} not finished")
     if any(r["outcome"] in ("interrupted", "not run") for r in rows):
         _say("interrupted: launch the sweep again to complete it")
         return 130
     return 0 if not failed else 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from neurocomm.platform.examples import copy_examples
+
+    written = copy_examples(args.dir, force=args.force)
+    folder = Path(args.dir) / "configs"
+    _say(f"wrote {len(written)} example files to {folder}/; try: cd {args.dir} && "
+         "neurocomm run configs/quickstart.yaml")
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a grid or random sample of configs x seeds")
     p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a field of every run (applied to the base config before the "
+                        "grid), e.g. --set training.rounds=50 (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="validate and list the runs only")
     p.set_defaults(fn=cmd_sweep, config=None)
 
@@ -278,10 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="one table across runs (means and 95%% CIs over seeds)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--trust", action="store_true", help=trust_help)
+    p.add_argument("--where", "--set", dest="where", action="append", metavar="PATH=VALUE",
+                   help="compare only the runs whose config has this value, e.g. "
+                        "--where training.rule=gumbel (repeatable: all must hold)")
     p.add_argument("--out", default=None, help="folder for the table and plots")
     p.add_argument("--distance", choices=["hamming", "edit"], default="edit",
                    help="message distance for topographic similarity")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("init", help="copy the example configs into DIR/configs/")
+    p.add_argument("dir", help="folder to write configs/ into (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite example files that exist there")
+    p.set_defaults(fn=cmd_init)
 
     p = sub.add_parser("check", help="play tiny rounds to check a model, scenario or rule plug-in")
     p.add_argument("name", help="a registered name or an import path pkg.mod:Class")

@@ -7,7 +7,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from neurocomm.platform.config import RunConfig
@@ -109,3 +109,19 @@ class StopAt:
             return None
         round_, mean = self.reached
         return f"reached stop_at {self.target:g} at round {round_} (mean greedy success {mean:.3f})"
+
+
+def chain_callbacks(callbacks: Iterable[RoundCallback]) -> RoundCallback | None:
+    """One RoundCallback that calls each of ``callbacks`` in order, every one every round; it
+    asks the run to stop when any of them does. None when there are none."""
+    hooks = list(callbacks)
+    if len(hooks) <= 1:
+        return hooks[0] if hooks else None
+
+    def each(done: int, rows: list[dict[str, Any]]) -> bool:
+        wants_stop = False
+        for hook in hooks:
+            wants_stop = bool(hook(done, rows)) or wants_stop
+        return wants_stop
+
+    return each

@@ -7,8 +7,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +29,7 @@ from neurocomm.platform.resume import (
     stop_disk_full,
 )
 from neurocomm.platform.run_control import Progress, RoundCallback, StopAt, StopFlag
+from neurocomm.platform.run_result import RunResult, final_listener_success
 from neurocomm.platform.rundir import (
     MESSAGES_SCHEMA,
     METRICS_SCHEMA,
@@ -40,11 +39,16 @@ from neurocomm.platform.rundir import (
 )
 from neurocomm.platform.runlock import RunLock
 from neurocomm.platform.shard import ShardReport
+from neurocomm.platform.standalone import is_standalone, run_standalone
 from neurocomm.platform.topology import Topology, build_topology
 
 
 def prepare(cfg: RunConfig) -> Topology:
     """Every check that needs the built graph; raises ConfigError before anything is written."""
+    if is_standalone(cfg):
+        raise ConfigError(f"{cfg.scenario.name} simulates its own population, with no agents to "
+                          "place on a graph; play it with `neurocomm run` or neurocomm.run",
+                          path="scenario.name")
     if cfg.topology.file is None:
         # sizes first: a population that cannot fit is refused before its graph is built
         size = check_graph(cfg.topology.generator or "", dict(cfg.topology.params))
@@ -129,20 +133,6 @@ def metric_rows(round_: int, report: ShardReport, elapsed_s: float) -> list[dict
             for (speaker, listener), stats in sorted(report.edge_stats.items())]
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    rounds: int
-    wall_time: float
-    listener_success: dict[int, float]  # final_listener_success: what the CLI prints
-    status: str
-    reason: str | None = None  # why a finished run ended early (training.stop_at)
-
-    @property
-    def mean_success(self) -> float:
-        return float(np.mean(list(self.listener_success.values()))) if self.listener_success else math.nan
-
-
 def checkpoint_payload(
     run_id: str, config_hash: str, rounds_done: int, agents: dict[int, Any], parts: tuple[int, int],
     elapsed_s: float,
@@ -171,7 +161,15 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
     lock when the caller took it already (``resume`` takes it before reading the directory).
     ``stop(round)`` is asked before each round; True stops the run there, as Ctrl-C does.
     ``on_round`` sees every round's metric rows (see RoundCallback).
+
+    A standalone scenario (the naming game) simulates its own population instead: its run is
+    played by platform/standalone.py, each of its records seen by ``on_round`` as a round.
     """
+    if is_standalone(cfg):
+        if resume is not None:
+            raise RunDirError(f"{resume.path}: a {cfg.scenario.name} run keeps no checkpoints and "
+                              "cannot be resumed; run its config again")
+        return run_standalone(cfg, echo=echo, stop=stop, on_round=on_round)
     topology = topology or prepare(cfg)
     say = echo or (lambda msg: None)
     t0 = time.monotonic()
@@ -241,7 +239,7 @@ def _run_locked(cfg: RunConfig, topology: Topology, run_dir: RunDir, backend: Ba
     why = {"reason": loop.stop_at.reason} if loop.stop_at.reached else {}
     run_dir.update_status(status=status, rounds_done=done, wall_time=wall, finished=time.time(), **why)
     run_dir.event(status, rounds_done=done, wall_time=round(wall, 3), **why)
-    return RunResult(run_dir.path, done, wall, final, status, loop.stop_at.reason)
+    return RunResult(run_dir.path, done, wall, final, status, reason=loop.stop_at.reason)
 
 
 class _RoundLoop:
@@ -394,20 +392,3 @@ class _RoundLoop:
                 flag.stop = True
                 if not pending and not self.needs_state(self.done):
                     self.checkpoint(self.done)
-
-
-def final_listener_success(run_dir: RunDir, done: int) -> dict[int, float]:
-    """Success per agent as listener, for the end-of-run line: greedy evaluation at the last
-    evaluated round, or else the mean training success over the last 10% of rounds. Summaries
-    use platform/analysis's ``final_eval_success`` and ``tail_success`` instead (docs/analysis.md)."""
-    import pandas as pd
-
-    if not any(run_dir.metrics_dir.glob("part-*.parquet")):
-        return {}
-    df = pd.read_parquet(run_dir.metrics_dir)
-    evaluated = df.dropna(subset=["eval_success"])
-    if len(evaluated):
-        last = evaluated[evaluated["round"] == evaluated["round"].max()]
-        return {int(k): float(v) for k, v in last.groupby("listener")["eval_success"].mean().items()}
-    tail = df[df["round"] >= done - max(1, done // 10)]
-    return {int(k): float(v) for k, v in tail.groupby("listener")["success"].mean().items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from neurocomm.platform.config import RunConfig
 from neurocomm.platform.errors import ConfigError
 from neurocomm.platform.estimate import check_standalone
 from neurocomm.platform.interfaces import is_standalone_scenario
+from neurocomm.platform.run_control import RoundCallback
+from neurocomm.platform.run_result import RunResult
 from neurocomm.platform.rundir import ChunkedTable, RunDir, atomic_write_text
 from neurocomm.platform.topology import build_topology
 
@@ -45,7 +48,15 @@ def standalone_graph(cfg: RunConfig) -> tuple[int, np.ndarray | None, Any]:
     return topology.n, edges, topology
 
 
-def run_standalone(cfg: RunConfig, echo: Any = None) -> dict[str, Any]:
+class _Stopped(Exception):
+    """Raised from the record hook when a callback or ``stop`` asks the simulation to end."""
+
+
+def run_standalone(cfg: RunConfig, echo: Any = None, *, stop: Callable[[int], bool] | None = None,
+                   on_round: RoundCallback | None = None) -> RunResult:
+    """Simulate the population; each record the scenario emits is one metrics row, and one
+    "round" for ``on_round(records so far, [record])`` and ``stop(records so far)``: either
+    asking to stop ends the simulation there, with status ``interrupted``."""
     from neurocomm.platform.building import build_scenario
 
     say = echo or (lambda msg: None)
@@ -59,17 +70,26 @@ def run_standalone(cfg: RunConfig, echo: Any = None) -> dict[str, Any]:
                           json.dumps({"generator": "complete_graph", "n": n}))
     say(f"run directory: {run_dir.path}")
     table = ChunkedTable(run_dir.metrics_dir, scenario.record_schema())
+    records = 0
 
     def on_record(row: dict[str, Any]) -> None:
+        nonlocal records
         table.extend([row])
         if len(table.rows) >= RECORDS_PER_PART:
             table.flush()
+        records += 1
+        wants_stop = bool(on_round(records, [row])) if on_round is not None else False
+        if wants_stop or (stop is not None and stop(records)):
+            raise _Stopped
 
     run_dir.event("started", backend="local", n_agents=n, scenario=cfg.scenario.name)
     run_dir.update_status(status="running", backend="local", n_agents=n, standalone=True)
     t0 = time.monotonic()
+    status, outcome = "finished", {}
     try:
         outcome = scenario.simulate_population(n, edges, seeding.rng(cfg.seed, seeding.GAMES), on_record)
+    except _Stopped:
+        status = "interrupted"
     except BaseException as err:
         table.flush()
         run_dir.update_status(status="crashed")
@@ -77,6 +97,7 @@ def run_standalone(cfg: RunConfig, echo: Any = None) -> dict[str, Any]:
         raise
     table.flush()
     wall = time.monotonic() - t0
-    run_dir.update_status(status="finished", wall_time=wall, finished=time.time(), outcome=outcome)
-    run_dir.event("finished", outcome=outcome)
-    return {"run_dir": str(run_dir.path), "n_agents": n, **outcome}
+    run_dir.update_status(status=status, rounds_done=records, wall_time=wall, finished=time.time(),
+                          outcome=outcome)
+    run_dir.event(status, outcome=outcome)
+    return RunResult(run_dir.path, records, wall, {}, status, outcome)

@@ -384,12 +384,12 @@ def _run_standalone_sweep(sweep_path: Path, echo: Any) -> list[str]:
             echo(f"  {sweep.name} {point.key}: already finished, skipped")
             outcomes.append("skipped")
             continue
-        outcome = run_standalone(point.config)
-        index.put(point.key, {"run_dir": outcome["run_dir"], "overrides": point.overrides,
-                              "seed": point.seed, "status": "finished"})
-        echo(f"  {sweep.name} {point.key}: finished, "
-             + ", ".join(f"{k} {v}" for k, v in outcome.items() if k in ("t_conv", "max_words")))
-        outcomes.append("finished")
+        result = run_standalone(point.config)
+        index.put(point.key, {"run_dir": str(result.run_dir), "overrides": point.overrides,
+                              "seed": point.seed, "status": result.status})
+        echo(f"  {sweep.name} {point.key}: {result.status}, "
+             + ", ".join(f"{k} {v}" for k, v in result.outcome.items() if k in ("t_conv", "max_words")))
+        outcomes.append(result.status)
     return outcomes
 
 

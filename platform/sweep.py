@@ -29,6 +29,7 @@ import math
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from neurocomm.platform.config import (
     check_name,
     load_mapping,
 )
-from neurocomm.platform.errors import ConfigError
+from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.rundir import RunDir, atomic_write_text
 from neurocomm.platform.typed import from_mapping
 
@@ -140,8 +141,38 @@ def _overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
-def load_sweep(path: str | Path) -> tuple[SweepConfig, list[SweepPoint]]:
-    """The sweep and every run it makes, each config validated (ConfigError names the point)."""
+# Fields the sweep sets for every run itself (from seeds:, name: and dir:).
+PER_RUN = ("seed", "name", "logging.dir", "logging.progress")
+
+
+def _with_cli_overrides(sweep: SweepConfig, base: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``--set PATH=VALUE`` on the command line: applied to the base config after the sweep's
+    own ``set:`` and before the grid. A field the grid or the random space varies, or that the
+    sweep sets per run, is refused rather than silently overwritten."""
+    varied = set(sweep.grid) | set(sweep.random.space if sweep.random else {})
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in varied:
+            raise ConfigError("is varied by the sweep's grid or random space; drop it from --set or "
+                              "from the sweep", path=key, source="--set")
+        if key in PER_RUN:
+            raise ConfigError("is set by the sweep for each run (from its seeds:, name: and dir:); "
+                              "change it in the sweep file", path=key, source="--set")
+    changed = apply_overrides(base, overrides)
+    try:
+        build_config(changed, source="--set")
+    except ConfigError:
+        try:
+            build_config(base)
+        except ConfigError:
+            return changed  # the base alone is no complete config: each point reports its error
+        raise
+    return changed
+
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> tuple[SweepConfig, list[SweepPoint]]:
+    """The sweep and every run it makes, each config validated (ConfigError names the point).
+    ``overrides``: ``--set PATH=VALUE`` for every run (see :func:`_with_cli_overrides`)."""
     source = str(path)
     try:
         sweep = from_mapping(SweepConfig, load_mapping(path))
@@ -153,6 +184,8 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, list[SweepPoint]]:
         base = apply_overrides(base, _overrides(dict(sweep.set)))
     except ConfigError as err:
         raise err.at(source=source, prefix="set") from None
+    if overrides:
+        base = _with_cli_overrides(sweep, base, overrides)
     grid_keys = list(sweep.grid)
     grid_points = [dict(zip(grid_keys, combo)) for combo in itertools.product(*sweep.grid.values())]
     if sweep.random is not None:
@@ -200,7 +233,8 @@ def _existing(entry: dict[str, Any] | None, folder: Path, point: SweepPoint) -> 
     or ``new``. A run the index lost (the sweep was killed before recording it) is found by its
     config hash."""
     candidates = []
-    if entry and entry.get("run_dir") and Path(entry["run_dir"]).is_dir():
+    if entry and entry.get("run_dir") and Path(entry["run_dir"]).is_dir() \
+            and _same_config(RunDir(Path(entry["run_dir"])), point.config):
         candidates.append(Path(entry["run_dir"]))
     digest = point.config.digest()
     for status_file in sorted(folder.glob("*/run.json")):
@@ -222,6 +256,20 @@ def _existing(entry: dict[str, Any] | None, folder: Path, point: SweepPoint) -> 
         if checkpoints and resumable is None:
             resumable = run_dir
     return (resumable, "resume") if resumable is not None else (None, "new")
+
+
+def _same_config(run_dir: RunDir, cfg: RunConfig) -> bool:
+    """Whether the run was made from ``cfg`` (where it ran aside): a point relaunched with
+    other values (its sweep file or ``--set`` edited) is a new run, not the old one skipped."""
+    try:
+        theirs = run_dir.config()
+    except (ConfigError, RunDirError, OSError):
+        return False
+
+    def where_aside(c: RunConfig) -> str:
+        return replace(c, runtime=replace(c.runtime, address=None)).digest()
+
+    return where_aside(theirs) == where_aside(cfg)
 
 
 class _Interrupt:
@@ -268,13 +316,13 @@ def _start_ray(points: list[SweepPoint]) -> None:
         ensure_ray(rt.address, object_store_mb=rt.object_store_mb)
 
 
-def run_sweep(path: str | Path, echo: Any = print) -> list[dict[str, Any]]:
+def run_sweep(path: str | Path, echo: Any = print, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Run (or continue) every point of the sweep; returns the summary rows (outcomes:
-    finished, skipped, failed, interrupted, not run)."""
+    finished, skipped, failed, interrupted, not run). ``overrides``: ``--set`` for every run."""
     from neurocomm.platform.runner import prepare, run
     from neurocomm.platform.topology import Topology
 
-    sweep, points = load_sweep(path)
+    sweep, points = load_sweep(path, overrides)
     topologies = {p.key: prepare(p.config) for p in points}  # every graph checked up front
     folder = Path(sweep.dir) / sweep.name
     folder.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,14 +52,69 @@ def test_console_script_installed() -> None:
     assert out.returncode == 0 and "validate" in out.stdout
 
 
-def test_wheel_ships_py_typed(tmp_path: Path) -> None:
-    """A type checker sees the packages' annotations (PEP 561 marker in every package)."""
-    import zipfile
-
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel` builds from this checkout (offline: this environment's setuptools)."""
+    out_dir = tmp_path_factory.mktemp("wheel")
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                          "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+                          "-w", str(out_dir), str(REPO)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    (wheel,) = tmp_path.glob("neurocomm-*.whl")
+    (built,) = out_dir.glob("neurocomm-*.whl")
+    return built
+
+
+def test_wheel_ships_py_typed(wheel: Path) -> None:
+    """A type checker sees the packages' annotations (PEP 561 marker in every package)."""
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "neurocomm/py.typed" in names
     for package in ("platform", "agents", "scenarios"):
         assert f"neurocomm/{package}/py.typed" in names
+
+
+def test_wheel_ships_every_example_config_once(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").rglob("*")
+                     if p.suffix in (".yaml", ".edgelist"))
+    assert len(shipped) > 20
+    missing = [f for f in shipped if f"neurocomm/{f}" not in names]
+    assert not missing, missing
+    assert "neurocomm/__init__.py" in names
+    assert not [n for n in names if n.startswith("neurocomm/platform/front/")]  # only as `neurocomm`
+
+
+def test_installed_wheel_imports_runs_and_initialises(wheel: Path, tmp_path: Path) -> None:
+    """The wheel in a fresh environment (its dependencies borrowed from this one, offline):
+    `neurocomm`, its subpackages and the standard library's `platform` import from there, `neurocomm
+    init` copies the shipped configs, and the naming game runs from them through `neurocomm.run`."""
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # dependencies from this environment, without its .pth files (the editable install's finder)
+    (Path(site) / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    out = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                          "--no-index", "-q", str(wheel)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    work = tmp_path / "work"
+    work.mkdir()
+    init = subprocess.run([str(venv / "bin" / "neurocomm"), "init", str(work)], capture_output=True,
+                          text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert (work / "configs" / "quickstart.yaml").read_bytes() == \
+        (REPO / "configs" / "quickstart.yaml").read_bytes()
+    code = """
+import platform, sys
+import neurocomm, neurocomm.platform.runner, neurocomm.agents, neurocomm.scenarios
+for module in (neurocomm, neurocomm.platform.runner, neurocomm.agents):
+    assert module.__file__.startswith(sys.argv[1]), module.__file__
+assert platform.system() in ("Linux", "Darwin", "Windows") and platform.__file__.endswith("platform.py")
+result = neurocomm.run("configs/naming_game.yaml", ["topology.params.n=30", "logging.dir=runs"])
+print(result.status, result.outcome["converged"])
+"""
+    run = subprocess.run([str(python), "-c", code, site], cwd=work, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["finished", "True"]

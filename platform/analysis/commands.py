@@ -50,7 +50,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     """One table over runs (or folders of runs): means and 95% CIs over seeds per condition."""
-    runs = summaries(args.run_dirs, distance=args.distance, trust=args.trust)
+    runs = summaries(args.run_dirs, distance=args.distance, trust=args.trust, where=args.where or [])
     table = comparison_table(runs)
     _say(format_comparison(table))
     if args.out:

@@ -6,7 +6,8 @@ output folder aside), e.g. ``topology.generator=cycle_graph, training.rule=gumbe
 interval is Student's t interval of the mean over the runs of a group (half-width
 t(0.975, n-1) · sd / √n), NaN with fewer than two runs. A measure that is undefined for a run
 (e.g. a success threshold never reached) is left out of that measure's mean; ``n`` counts the
-runs that have it.
+runs that have it. ``--set PATH=VALUE`` (or ``--where``) keeps only the runs whose config has
+that value, e.g. one rule of a topology x rule sweep.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from scipy.stats import t as student_t
 
 from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.run_analysis import ANALYSIS_VERSION, analyze_run
-from neurocomm.platform.errors import RunDirError
+from neurocomm.platform.config import apply_overrides, build_config
+from neurocomm.platform.errors import ConfigError, RunDirError
+from neurocomm.platform.rundir import RunDir
 
 COMPARED = (
     "tail_success",
@@ -141,12 +144,45 @@ def run_summary(path: Path, distance: MessageDistance = "edit", trust: bool = Fa
     return flat
 
 
+def matching_runs(found: list[tuple[Path, bool]], where: Sequence[str],
+                  trust: bool = False) -> list[tuple[Path, bool]]:
+    """The runs whose config has every ``PATH=VALUE`` of ``where`` (values read as YAML, like
+    ``--set``): those the override would not change. A run whose config cannot be read is
+    kept (the analysis reports it). ConfigError when a PATH or VALUE fits no run's config;
+    RunDirError when no run matches."""
+    kept, readable, problems = [], 0, []
+    for path, explicit in found:
+        try:
+            cfg = RunDir(path).config(trust=trust)
+        except (ConfigError, RunDirError):
+            kept.append((path, explicit))
+            continue
+        readable += 1
+        try:
+            wanted = build_config(apply_overrides(cfg.to_dict(), where), source="--set")
+        except ConfigError as err:
+            problems.append(err)
+            continue
+        if wanted.digest() == cfg.digest():
+            kept.append((path, explicit))
+    if kept:
+        return kept
+    if problems and len(problems) == readable:
+        raise problems[0]
+    key = where[0].partition("=")[0].strip()
+    seen = sorted({_value_text(flat_config(p).get(key)) for p, _ in found})
+    raise RunDirError(f"no run has {' and '.join(where)} ({len(found)} runs; {key} in them: "
+                      f"{', '.join(seen)})")
+
+
 def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit",
-              trust: bool = False) -> pd.DataFrame:
-    """One row per run found under ``paths``; broken runs found inside a folder are skipped
-    with a warning, a broken run named explicitly raises RunDirError."""
+              trust: bool = False, where: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per run found under ``paths`` (only those whose config has every ``PATH=VALUE``
+    of ``where``); broken runs found inside a folder are skipped with a warning, a broken run
+    named explicitly raises RunDirError."""
     rows, configs = [], []
-    for path, explicit in find_runs(paths):
+    found = find_runs(paths)
+    for path, explicit in matching_runs(found, where, trust) if where else found:
         try:
             rows.append(run_summary(path, distance, trust))
         except RunDirError as err:

@@ -102,6 +102,11 @@ def _tuples(column: pd.Series) -> list[tuple[int, ...]]:
     return [tuple(int(x) for x in v) for v in column]
 
 
+def read_metrics(run_path: Path) -> pd.DataFrame:
+    """The metrics log: one row per round x directed edge (columns added later read as null)."""
+    return _read_parts(run_path, RunDir(run_path).metrics_dir, METRICS_SCHEMA, "metrics")
+
+
 def read_messages(run_path: Path) -> pd.DataFrame:
     """The messages log with ``target`` and ``message`` as tuples of ints."""
     games = _read_parts(run_path, run_path / "messages", MESSAGES_SCHEMA, "messages")
@@ -125,6 +130,9 @@ def load_run(path: str | Path, *, trust: bool = False) -> RunData:
         status = run.status()
     except json.JSONDecodeError as err:
         raise RunDirError(f"{path}: run.json is not valid JSON ({err.msg})") from None
+    if status.get("standalone"):
+        raise RunDirError(f"{path}: a standalone scenario's run (no agents, no messages): its figures "
+                          "are run.json's outcome and the records in metrics.parquet")
     version = status.get("schema_version")
     if version != SCHEMA_VERSION:
         raise RunDirError(
@@ -149,7 +157,7 @@ def load_run(path: str | Path, *, trust: bool = False) -> RunData:
     n_status, n_graph = status.get("n_agents"), graph.number_of_nodes()
     if n_status is not None and int(n_status) != n_graph:
         raise RunDirError(f"{path}: run.json says {n_status} agents but topology.json has {n_graph}")
-    metrics = _read_parts(path, run.metrics_dir, METRICS_SCHEMA, "metrics")
+    metrics = read_metrics(path)
     if metrics.empty:
         state = status.get("status", "?")
         raise RunDirError(f"{path}: no metrics logged yet (status {state}); nothing to analyse")
