@@ -189,16 +189,11 @@ class NeuroAIAgent(nn.Module):
 
         def check_game(self, game: GameSpec) -> None:
             """Whether these agents can play ``game`` (interfaces.GameSpec): a conv front needs
-            image observations, large enough for its convolutions."""
-            if self.perception.kind != "conv":
-                return
-            if game.image_shape is None:
+            image observations (with padding ``kernel // 2`` every convolution keeps at least
+            one pixel, so any image size fits)."""
+            if self.perception.kind == "conv" and game.image_shape is None:
                 raise ValueError("perception.kind: conv needs a scenario whose observations are images "
                                  "(e.g. digits); this scenario's are vectors, use kind: mlp")
-            if min(min(size[1:]) for size in self.perception.image_sizes(game.image_shape)) < 1:
-                raise ValueError(f"perception.channels: {len(self.perception.channels)} convolutions "
-                                 f"of stride {self.perception.stride} shrink the "
-                                 f"{game.image_shape[1]}x{game.image_shape[2]} image to nothing")
 
     def __init__(self, params: NeuroAIAgent.Params, *, game: GameSpec, channel: ChannelSpec) -> None:
         super().__init__()

@@ -217,9 +217,9 @@ def _play_checks(model_cls: Any, scenario: Any, rule: Any, used: set[str], param
         _close(torch.tensor(together["speaker"]), torch.tensor(alone["speaker"]),
                f"grouping {edges}: speaker losses")
         for m, (gt, ga) in enumerate(zip(together["grads"], alone["grads"])):
-            params = dict(models[m].named_parameters())
+            named = dict(models[m].named_parameters())
             for name in ga:
-                zero = torch.zeros_like(params[name])
+                zero = torch.zeros_like(named[name])
                 got = zero if gt[name] is None else gt[name]
                 want = zero if ga[name] is None else ga[name]
                 _close(got, want, f"grouping {edges}: gradient of agent {m} {name}")
