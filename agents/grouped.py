@@ -50,6 +50,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tenso
     return out.reshape(*lead, weight.shape[1])
 
 
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor, groups: int, stride: int, padding: int) -> Tensor:
+    """Per-group 2-d convolution: x (G*N, c, h, w), weight (G, out, c, k, k), bias (G, out).
+    The groups become channel groups of one ``conv2d(groups=G)`` call, each seeing only its own
+    rows' channels and its own weights."""
+    _, c, h, w = x.shape
+    n = x.shape[0] // groups
+    stacked = x.reshape(groups, n, c, h, w).transpose(0, 1).reshape(n, groups * c, h, w)
+    out = torch.nn.functional.conv2d(stacked, weight.reshape(-1, *weight.shape[2:]), bias.reshape(-1),
+                                     stride, padding, groups=groups)
+    _, _, oh, ow = out.shape
+    return out.view(n, groups, -1, oh, ow).transpose(0, 1).reshape(groups * n, -1, oh, ow)
+
+
 def recurrent_cell(kind: str, x: Tensor, state: Any, w: Weights, prefix: str, suffix: str,
                    groups: int) -> Any:
     """One step of a GRU (state ``h``) or LSTM (state ``(h, c)``) cell, torch's equations and
@@ -124,7 +137,20 @@ class GroupedNeuroAI:
             x = self._lin(torch.relu(x), f"perception.net.{2 * i}")
         return x
 
+    def _convolved(self, obs: Tensor) -> Tensor:
+        """(..., obs_dim) images → (..., features) after the conv front (``perception.conv``)."""
+        front = self.params.perception
+        check_row_groups(obs.shape[0], self.groups)
+        x = obs.reshape(-1, *self.game.image_shape)
+        for i in range(len(front.channels)):
+            x = torch.relu(conv2d(x, self.w[f"perception.conv.{2 * i}.weight"],
+                                  self.w[f"perception.conv.{2 * i}.bias"], self.groups, front.stride,
+                                  front.kernel // 2))
+        return x.reshape(*obs.shape[:-1], -1)
+
     def perceive(self, obs: Tensor) -> Tensor:
+        if self.params.perception.kind == "conv":
+            obs = self._convolved(obs)
         # Top-down feedback: the top layer's output is fed back through a learned projection into
         # the first layer's input and the stack above it is run again; the bottom-up drive stays.
         bottom_up = self._lin(obs, "perception.net.0")

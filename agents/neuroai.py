@@ -28,8 +28,42 @@ from neurocomm.agents.plasticity import PlasticRNN
 from neurocomm.platform.interfaces import ChannelSpec, GameSpec
 
 
+@dataclass(frozen=True)
+class PerceptionParams:
+    """The front of the perception stack. ``mlp``: the observation vector goes straight into
+    the fully connected layers. ``conv``: the observation is an image (the game's
+    ``image_shape``) that goes through one convolution per entry of ``channels`` (``kernel`` x
+    ``kernel``, ``stride``, zero padding ``kernel // 2``, a ReLU after each), flattened into the
+    fully connected layers."""
+
+    kind: Literal["mlp", "conv"] = "mlp"
+    channels: tuple[int, ...] = (16, 32)
+    kernel: int = 3
+    stride: int = 1
+
+    def check(self) -> None:
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ValueError("channels: at least one convolution, each with >= 1 channels")
+        if self.kernel < 1:
+            raise ValueError("kernel: must be >= 1")
+        if self.stride < 1:
+            raise ValueError("stride: must be >= 1")
+
+    def image_sizes(self, image_shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+        """(channels, height, width) of the input and after each convolution."""
+        sizes = [image_shape]
+        pad = self.kernel // 2
+        for c in self.channels:
+            _, h, w = sizes[-1]
+            sizes.append((c, (h + 2 * pad - self.kernel) // self.stride + 1,
+                          (w + 2 * pad - self.kernel) // self.stride + 1))
+        return sizes
+
+
 class PerceptionStack(nn.Module):
-    """Observation → meaning through a few fully connected layers (ReLU between them).
+    """Observation → meaning through a few fully connected layers (ReLU between them), after
+    convolutions over the image when ``front.kind`` is ``conv`` (``self.conv``, Conv2d/ReLU
+    pairs, torch's reference for them in tests/test_model_equivalence.py).
 
     With ``topdown_iterations`` > 0, the top layer's output is fed back through a learned
     projection into the first layer's input, and the stack above it is run again, that many
@@ -40,9 +74,20 @@ class PerceptionStack(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, layers: tuple[int, ...], out_dim: int, topdown_iterations: int = 0
+        self, obs_dim: int, layers: tuple[int, ...], out_dim: int, topdown_iterations: int = 0,
+        front: PerceptionParams | None = None, image_shape: tuple[int, int, int] | None = None,
     ) -> None:
         super().__init__()
+        if front is not None and front.kind == "conv":
+            if image_shape is None:
+                raise ValueError("perception.kind: conv needs a game whose observations are images")
+            images = front.image_sizes(image_shape)
+            convs: list[nn.Module] = []
+            for (c_in, _, _), (c_out, _, _) in zip(images[:-1], images[1:]):
+                convs += [nn.Conv2d(c_in, c_out, front.kernel, front.stride, front.kernel // 2), nn.ReLU()]
+            self.conv = nn.Sequential(*convs)
+            c, h, w = images[-1]
+            obs_dim = c * h * w
         sizes = [obs_dim, *layers]
         blocks: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
@@ -120,6 +165,9 @@ class NeuroAIAgent(nn.Module):
         # Top-down feedback passes in perception; 0: feed-forward only.
         topdown_iterations: int = 0
         lesions: tuple[Lesion, ...] = ()
+        # The front of the perception stack: mlp, or conv over image observations
+        # (PerceptionParams); perception_layers follow it.
+        perception: PerceptionParams = PerceptionParams()
 
         def check(self) -> None:
             if self.hidden_size < 1 or self.embed_size < 1:
@@ -139,14 +187,23 @@ class NeuroAIAgent(nn.Module):
             if len(set(self.lesions)) != len(self.lesions):
                 raise ValueError("lesions: each lesion at most once")
 
+        def check_game(self, game: GameSpec) -> None:
+            """Whether these agents can play ``game`` (interfaces.GameSpec): a conv front needs
+            image observations (with padding ``kernel // 2`` every convolution keeps at least
+            one pixel, so any image size fits)."""
+            if self.perception.kind == "conv" and game.image_shape is None:
+                raise ValueError("perception.kind: conv needs a scenario whose observations are images "
+                                 "(e.g. digits); this scenario's are vectors, use kind: mlp")
+
     def __init__(self, params: NeuroAIAgent.Params, *, game: GameSpec, channel: ChannelSpec) -> None:
         super().__init__()
         self.params = params
         self.hidden_size = params.hidden_size
         self.game = game
         h, e = params.hidden_size, params.embed_size
+        params.check_game(game)
         self.perception = PerceptionStack(game.obs_dim, params.perception_layers, h,
-                                          params.topdown_iterations)
+                                          params.topdown_iterations, params.perception, game.image_shape)
         self.production = ProductionModule(channel, h, e, params.cell)
         plastic = (params.plasticity_alpha, params.plasticity_eta) if params.plasticity else None
         self.comprehension = ComprehensionModule(channel, h, e, params.cell, plastic)

@@ -75,13 +75,26 @@ def _partners(group: str) -> Iterator[tuple[str, Any]]:
 # ---------------------------------------------------------------------------- one tiny round
 
 
-def _models(model_cls: Any, scenario: Any, n: int, seed: int) -> list[torch.nn.Module]:
+def _models(model_cls: Any, scenario: Any, n: int, seed: int, params: Any = None) -> list[torch.nn.Module]:
     out = []
     for i in range(n):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1000 * seed + i)
-            out.append(model_cls(model_cls.Params(), game=scenario.spec, channel=CHANNEL))
+            out.append(model_cls(model_cls.Params() if params is None else params, game=scenario.spec,
+                                 channel=CHANNEL))
     return out
+
+
+def _plays(params: Any, scenario: Any) -> bool:
+    """Whether a model with ``params`` accepts the scenario's game (``Params.check_game``)."""
+    check_game = getattr(params, "check_game", None)
+    if not callable(check_game):
+        return True
+    try:
+        check_game(scenario.spec)
+    except ValueError:
+        return False
+    return True
 
 
 def _noise(seed: int, edges: list[int]) -> GroupNoise:
@@ -174,9 +187,10 @@ def _close(a: Any, b: Any, what: str) -> None:
 # ---------------------------------------------------------------------------- the checks
 
 
-def _play_checks(model_cls: Any, scenario: Any, rule: Any, used: set[str]) -> None:
-    a = _round(_models(model_cls, scenario, 2, 0), scenario, rule, [(0, 1), (1, 0)], together=False)
-    again = _round(_models(model_cls, scenario, 2, 0), scenario, rule, [(0, 1), (1, 0)], together=False)
+def _play_checks(model_cls: Any, scenario: Any, rule: Any, used: set[str], params: Any = None) -> None:
+    a = _round(_models(model_cls, scenario, 2, 0, params), scenario, rule, [(0, 1), (1, 0)], together=False)
+    again = _round(_models(model_cls, scenario, 2, 0, params), scenario, rule, [(0, 1), (1, 0)],
+                   together=False)
     assert a is not None and again is not None
     _expect(a["listener"] == again["listener"] and a["speaker"] == again["speaker"],
             "determinism: the same seed gave different losses")
@@ -192,7 +206,7 @@ def _play_checks(model_cls: Any, scenario: Any, rule: Any, used: set[str]) -> No
                     used.add(name)
     # one agent's two edges in one grouped call, and (with the stacked hook) two agents' edges
     for edges in ([(0, 1), (0, 1)], [(0, 1), (1, 0)]):
-        models = _models(model_cls, scenario, 2, 1)
+        models = _models(model_cls, scenario, 2, 1, params)
         alone = _round(models, scenario, rule, edges, together=False)
         together = _round(models, scenario, rule, edges, together=True)
         if together is None:
@@ -203,16 +217,16 @@ def _play_checks(model_cls: Any, scenario: Any, rule: Any, used: set[str]) -> No
         _close(torch.tensor(together["speaker"]), torch.tensor(alone["speaker"]),
                f"grouping {edges}: speaker losses")
         for m, (gt, ga) in enumerate(zip(together["grads"], alone["grads"])):
-            params = dict(models[m].named_parameters())
+            named = dict(models[m].named_parameters())
             for name in ga:
-                zero = torch.zeros_like(params[name])
+                zero = torch.zeros_like(named[name])
                 got = zero if gt[name] is None else gt[name]
                 want = zero if ga[name] is None else ga[name]
                 _close(got, want, f"grouping {edges}: gradient of agent {m} {name}")
 
 
-def _round_trips(model_cls: Any, scenario: Any) -> None:
-    (model,) = _models(model_cls, scenario, 1, 2)
+def _round_trips(model_cls: Any, scenario: Any, params: Any = None) -> None:
+    (model,) = _models(model_cls, scenario, 1, 2, params)
     obs = torch.from_numpy(scenario.sample(np.random.default_rng(0), ROWS).speaker_obs)
     with torch.no_grad():
         want = model.perceive(obs)
@@ -221,7 +235,7 @@ def _round_trips(model_cls: Any, scenario: Any) -> None:
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         buffer.seek(0)
-        (fresh,) = _models(model_cls, scenario, 1, 3)
+        (fresh,) = _models(model_cls, scenario, 1, 3, params)
         fresh.load_state_dict(torch.load(buffer, weights_only=True))
         _expect(torch.equal(fresh.perceive(obs), want), "checkpoint: a reloaded model computes differently")
 
@@ -246,25 +260,31 @@ def _scenario_shapes(scenario: Any) -> None:
             "pickling: the scenario does not survive pickling")
 
 
-def check_agent_model(model_cls: Any) -> list[str]:
-    """Check an agent model class against every registered scenario and rule."""
+def check_agent_model(model_cls: Any, params: Any = None) -> list[str]:
+    """Check an agent model class against every registered scenario and rule, built with
+    ``params`` (default: its default ``Params()``); scenarios whose game these params refuse
+    (``Params.check_game``) are left out, and with them the check that every parameter is
+    trained (one that only a left-out game trains cannot be told from a dead one)."""
     why = check_model_class(model_cls)
     _expect(why is None, f"interface: {why}")
     try:
-        hash(model_cls.Params())
+        hash(model_cls.Params() if params is None else params)
     except TypeError:
         raise CheckFailed("params: Params must be hashable (a frozen dataclass; tuples, not lists): "
                           "agents with equal params are computed together") from None
     played, used = [], set()
-    for s_name, s_cls in _partners("scenarios"):
-        scenario = _build("scenarios", s_cls)
-        _round_trips(model_cls, scenario)
+    every = [(name, _build("scenarios", cls)) for name, cls in _partners("scenarios")]
+    scenarios = [(name, scenario) for name, scenario in every if _plays(params, scenario)]
+    _expect(bool(scenarios), "params: no registered scenario has a game these params accept")
+    for s_name, scenario in scenarios:
+        _round_trips(model_cls, scenario, params)
         for r_name, r_cls in _partners("rules"):
-            _with(f"{s_name} x {r_name}", model_cls, scenario, _build("rules", r_cls), used)
+            _with(f"{s_name} x {r_name}", model_cls, scenario, _build("rules", r_cls), used, params)
             played.append(f"{s_name} x {r_name}")
-    (model,) = _models(model_cls, _build("scenarios", next(_partners("scenarios"))[1]), 1, 0)
-    unused = [n for n, p in model.named_parameters() if p.requires_grad and n not in used]
-    _expect(not unused, f"gradient flow: no scenario or rule trains {', '.join(unused)}")
+    if len(scenarios) == len(every):
+        (model,) = _models(model_cls, scenarios[0][1], 1, 0, params)
+        unused = [n for n, p in model.named_parameters() if p.requires_grad and n not in used]
+        _expect(not unused, f"gradient flow: no scenario or rule trains {', '.join(unused)}")
     return played
 
 
@@ -317,9 +337,9 @@ def _check_standalone(scenario: Any) -> str:
     return "standalone simulation on a 12-ring"
 
 
-def _with(label: str, model_cls: Any, scenario: Any, rule: Any, used: set[str]) -> None:
+def _with(label: str, model_cls: Any, scenario: Any, rule: Any, used: set[str], params: Any = None) -> None:
     try:
-        _play_checks(model_cls, scenario, rule, used)
+        _play_checks(model_cls, scenario, rule, used, params)
     except CheckFailed as err:
         raise CheckFailed(f"{label}: {err}") from None
 

@@ -133,10 +133,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep, points = load_sweep(args.sweep, overrides)
         for p in points:
             _say(f"{p.key}: {p.config.name} seed {p.seed} {p.overrides}")
-        _say(f"{args.sweep}: valid ({len(points)} runs, {sweep.max_concurrent} at a time)")
+        _say(f"{args.sweep}: valid ({len(points)} runs, {sweep.max_concurrent} at a time, "
+             f"engine {sweep.engine})")
         return 0
 
-    rows = run_sweep(args.sweep, echo=_say, overrides=overrides)
+    try:
+        rows = run_sweep(args.sweep, echo=_say, overrides=overrides)
+    except ImportError as err:  # engine: tune without the tune extra
+        return _fail(str(err))
     failed = [r for r in rows if r["outcome"] not in ("finished", "skipped")]
     _say(f"{len(rows)} runs; {len(failed)} not finished")
     if any(r["outcome"] in ("interrupted", "not run") for r in rows):

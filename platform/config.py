@@ -108,6 +108,7 @@ def validate_references(cfg: RunConfig) -> None:
         checks.append(("models", model, merged, f"population.groups[{i}]"))
     checks.append(("scenarios", cfg.scenario.name, cfg.scenario.params, "scenario"))
     checks.append(("rules", cfg.training.rule, cfg.training.rule_params, "training"))
+    fitting: list[tuple[Any, str]] = []
     name_field = {"models": "model", "scenarios": "name", "rules": "rule"}
     params_field = {"models": "params", "scenarios": "params", "rules": "rule_params"}
     for group, name, params, path in checks:
@@ -121,13 +122,33 @@ def validate_references(cfg: RunConfig) -> None:
                 f"{name!r} does not fit the {group[:-1]} interface: no Params dataclass",
                 path=f"{path}.{name_field[group]}",
             )
-        from_mapping(params_cls, dict(params), f"{path}.{params_field[group]}")
+        built = from_mapping(params_cls, dict(params), f"{path}.{params_field[group]}")
         if group == "models":
             from neurocomm.platform.interfaces import check_model_class
 
             problem = check_model_class(cls)
             if problem:
                 raise ConfigError(problem, path=f"{path}.model")
+            if callable(getattr(built, "check_game", None)):
+                fitting.append((built, f"{path}.params"))
+    _check_games(cfg, fitting)
+
+
+def _check_games(cfg: RunConfig, fitting: list[tuple[Any, str]]) -> None:
+    """Every model that can say whether it plays the scenario's game (``Params.check_game``,
+    platform/interfaces.py) is asked, so a mismatch is one config error, not a failing actor."""
+    if not fitting:
+        return
+    cls = registry.resolve("scenarios", cfg.scenario.name)
+    spec = getattr(cls(from_mapping(cls.Params, dict(cfg.scenario.params), "scenario.params")), "spec", None)
+    if spec is None:
+        return
+    for params, path in fitting:
+        try:
+            params.check_game(spec)
+        except ValueError as err:
+            field, sep, message = str(err).partition(": ")
+            raise ConfigError(message if sep else str(err), path=f"{path}.{field}" if sep else path) from None
 
 
 def build_config(data: Mapping[str, Any], source: str = "<config>") -> RunConfig:

@@ -53,11 +53,18 @@ class ChannelSpec:
 
 @dataclass(frozen=True)
 class GameSpec:
-    """What a scenario tells every model at build time."""
+    """What a scenario tells every model at build time.
+
+    ``image_shape`` (channels, height, width): the observations are images, flattened in that
+    order to ``obs_dim`` values (None: a plain vector). A model with a convolutional perception
+    stack reads it; a model's ``Params.check_game(game)``, when it has one, refuses a game it
+    cannot play (run once on the driver, before anything is built).
+    """
 
     obs_dim: int
     n_attributes: int
     n_values: int
+    image_shape: tuple[int, int, int] | None = None
 
 
 @dataclass

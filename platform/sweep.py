@@ -10,6 +10,7 @@ A sweep file (docs/config.md#sweeps)::
     seeds: [0, 1, 2]
     max_concurrent: 2
     dir: runs/sweeps
+    engine: sweep                   # or tune: the same runs as Ray Tune trials
 
 Every point is validated before anything runs. Runs land in ``{dir}/{name}/``, indexed by
 ``sweep.json``; re-launching skips finished runs and resumes stopped ones from their last
@@ -19,6 +20,11 @@ Points run in threads of one process sharing one Ray session (started once, befo
 Ctrl-C stops the sweep: running points checkpoint and stop after their current round, points
 not started are left for the next launch, and ``summary.csv`` is written. A point that fails
 is recorded (``outcome: failed`` and its ``error``) and never stops the others.
+
+``engine: tune`` hands the same grid (seeds a grid dimension; ``random`` as Tune's random
+search) to platform/tune.py: each point a Tune trial in its own placement group, run
+directories in ``{dir}/{name}/trials/``, Tune's experiment in ``{dir}/{name}/tune/``; a
+re-launch continues Tune's experiment. ``summary.csv`` has the same columns either way.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class SweepConfig:
     max_concurrent: int = 1
     dir: str = "runs/sweeps"
     on_existing: Literal["skip", "rerun"] = "skip"
+    engine: Literal["sweep", "tune"] = "sweep"
 
     def check(self) -> None:
         check_name(self.name)
@@ -324,6 +331,8 @@ def run_sweep(path: str | Path, echo: Any = print, overrides: Sequence[str] = ()
 
     sweep, points = load_sweep(path, overrides)
     topologies = {p.key: prepare(p.config) for p in points}  # every graph checked up front
+    if sweep.engine == "tune":
+        return _run_with_tune(sweep, points, path, echo, overrides)
     folder = Path(sweep.dir) / sweep.name
     folder.mkdir(parents=True, exist_ok=True)
     index = SweepIndex(folder)
@@ -375,14 +384,62 @@ def run_sweep(path: str | Path, echo: Any = print, overrides: Sequence[str] = ()
     return done
 
 
+def _run_with_tune(sweep: SweepConfig, points: list[SweepPoint], path: str | Path,
+                   echo: Any, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The sweep's runs (``points``, already validated) as Ray Tune trials (platform/tune.py),
+    every one played to its end (Tune's FIFO scheduler); ``overrides`` (``--set``) apply to
+    every trial, as in a plain sweep."""
+    from neurocomm.platform import tune
+
+    tune.require_tune()
+    search = tune.SearchConfig(
+        name=sweep.name, base=sweep.base, set=dict(sweep.set),
+        grid={**sweep.grid, "seed": sweep.seeds},
+        space=dict(sweep.random.space) if sweep.random else {},
+        search=tune.SearchAlgorithm("random" if sweep.random else "grid",
+                                    sweep.random.samples if sweep.random else 1,
+                                    sweep.random.seed if sweep.random else 0),
+        max_concurrent=sweep.max_concurrent, dir=sweep.dir)
+    search.check()
+    base = apply_overrides(load_mapping((Path(path).parent / sweep.base).resolve()),
+                           _overrides(dict(sweep.set)))
+    if overrides:
+        base = _with_cli_overrides(sweep, base, overrides)
+    results = tune.fit(search, base, address=points[0].config.runtime.address, echo=echo)
+    rows: list[dict[str, Any]] = []
+    conditions: list[dict[str, Any]] = []
+    for result in results:
+        values = dict(result.config)
+        seed = values.pop("seed")
+        if values not in conditions:
+            conditions.append(values)
+        found = (result.metrics or {}).get("run_dir")
+        run_dir = RunDir(Path(found)) if found else None
+        error = "" if result.error is None else " ".join(f"{type(result.error).__name__}: "
+                                                         f"{result.error}".split())[:500]
+        outcome = "failed" if error or run_dir is None else str(run_dir.status().get("status", "failed"))
+        name = run_dir.config().name if run_dir else sweep.name
+        row = _summary_row(conditions.index(values), seed, name, values, run_dir, outcome)
+        echo(f"  {name}: {outcome}" + (f": {error}" if error else ""))
+        rows.append({**row, "error": error})
+    rows.sort(key=lambda r: (r["point"], r["seed"]))
+    _write_summary(Path(sweep.dir) / sweep.name, rows)
+    return rows
+
+
 def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, Any]:
+    return _summary_row(point.index, point.seed, point.config.name, point.overrides, run_dir, outcome)
+
+
+def _summary_row(index: int, seed: int, name: str, overrides: dict[str, Any], run_dir: RunDir | None,
+                 outcome: str) -> dict[str, Any]:
     status = run_dir.status() if run_dir else {}
-    row: dict[str, Any] = {"point": point.index, "seed": point.seed, "name": point.config.name,
+    row: dict[str, Any] = {"point": index, "seed": seed, "name": name,
                            "outcome": outcome, "error": "",
                            "run_dir": str(run_dir.path) if run_dir else "",
                            "rounds_done": status.get("rounds_done"),
                            "wall_time": status.get("wall_time")}
-    row.update({f"set:{k}": v for k, v in point.overrides.items()})
+    row.update({f"set:{k}": v for k, v in overrides.items()})
     row["final_eval_success"] = _final_eval_success(run_dir) if run_dir else math.nan
     return row
 

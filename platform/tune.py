@@ -382,13 +382,24 @@ def require_tune() -> None:
 
 
 def run_search(path: str | Path, *, address: str | None = None, echo: Any = print) -> Any:
-    """Run (or continue) the search; returns Tune's ResultGrid."""
+    """Run (or continue) the search; returns Tune's ResultGrid (its table: ``summary.csv``)."""
+    require_tune()
+    search, base = load_search(path)
+    results = fit(search, base, address=address, echo=echo)
+    table = results.get_dataframe()
+    atomic_write_text((Path(search.dir) / search.name).resolve() / "summary.csv", table.to_csv(index=False))
+    return results
+
+
+def fit(search: SearchConfig, base: dict[str, Any], *, address: str | None = None,
+        echo: Any = print) -> Any:
+    """Run (or continue) a checked search over ``base`` through Ray Tune → its ResultGrid
+    (``neurocomm tune`` and a sweep with ``engine: tune`` both come here)."""
     require_tune()
     from ray import tune
 
     from neurocomm.platform.raysession import ensure_ray
 
-    search, base = load_search(path)
     root = (Path(search.dir) / search.name).resolve()
     root.mkdir(parents=True, exist_ok=True)
     ray = ensure_ray(address)
@@ -421,7 +432,4 @@ def run_search(path: str | Path, *, address: str | None = None, echo: Any = prin
             ),
             run_config=tune.RunConfig(name="tune", storage_path=str(root), verbose=0),
         )
-    results = tuner.fit()
-    table = results.get_dataframe()
-    atomic_write_text(root / "summary.csv", table.to_csv(index=False))
-    return results
+    return tuner.fit()

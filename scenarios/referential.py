@@ -86,12 +86,18 @@ class ReferentialGame:
         return one_hot_objects(objects, p.n_values)
 
     def decide(self, agent: AgentModel, meaning: Tensor, batch: Batch) -> Decision:
-        cand = torch.from_numpy(self.listener_view(batch.extra["candidates"])).to(meaning.device)
-        embedded = agent.perceive(cand)  # (B, C, H)
-        scores = torch.einsum("bth,bch->btc", meaning, embedded)
-        b, t, c = scores.shape
-        label = torch.from_numpy(batch.extra["label"]).to(meaning.device)
-        loss = F.cross_entropy(scores.reshape(b * t, c), label.repeat_interleave(t), reduction="none")
-        choice = scores.argmax(-1)
-        success = (choice == label.unsqueeze(1)).float()
-        return Decision(loss.view(b, t), success, choice, success)
+        return pick_candidate(agent, meaning, self.listener_view(batch.extra["candidates"]),
+                              batch.extra["label"])
+
+
+def pick_candidate(agent: AgentModel, meaning: Tensor, candidates: np.ndarray, label: np.ndarray) -> Decision:
+    """The listener picks the candidate (B, C, obs_dim) whose perceived meaning best matches
+    (dot product) what it understood, (B, T, hidden); ``label`` (B,) is the target's slot."""
+    embedded = agent.perceive(torch.from_numpy(candidates).to(meaning.device))  # (B, C, H)
+    scores = torch.einsum("bth,bch->btc", meaning, embedded)
+    b, t, c = scores.shape
+    target = torch.from_numpy(label).to(meaning.device)
+    loss = F.cross_entropy(scores.reshape(b * t, c), target.repeat_interleave(t), reduction="none")
+    choice = scores.argmax(-1)
+    success = (choice == target.unsqueeze(1)).float()
+    return Decision(loss.view(b, t), success, choice, success)

@@ -26,7 +26,7 @@ TINY = ["training.rounds=3", "runtime.backend=local", "logging.progress=false"]
 # One shipped config per scenario, played for a few rounds (test_every_shipped_scenario_is_covered
 # keeps the list complete).
 PER_SCENARIO = {"referential": "quickstart.yaml", "reconstruction": "reconstruction.yaml",
-                "naming-game": "naming_game.yaml"}
+                "naming-game": "naming_game.yaml", "digits": "digits.yaml"}
 
 
 def test_import_is_light_and_names_the_front_door() -> None:

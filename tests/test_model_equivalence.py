@@ -47,13 +47,14 @@ MECHANISMS: dict[str, dict[str, Any]] = {
 OWNERS = {"one": [0], "each": [0, 1, 2], "repeated": [1, 0, 0, 2, 1], "one_agent_many_edges": [2, 2]}
 
 
-def make_agents(n: int, cell: str, layers: tuple[int, ...], **mechanism: Any) -> list[NeuroAIAgent]:
+def make_agents(n: int, cell: str, layers: tuple[int, ...], game: GameSpec = GAME,
+                **mechanism: Any) -> list[NeuroAIAgent]:
     params = from_mapping(NeuroAIAgent.Params, {"hidden_size": 12, "embed_size": 6, "cell": cell,
                                                 "perception_layers": list(layers), **mechanism})
     agents = []
     for seed in range(n):
         torch.manual_seed(seed)
-        agent = NeuroAIAgent(params, game=GAME, channel=CHANNEL)
+        agent = NeuroAIAgent(params, game=game, channel=CHANNEL)
         with torch.no_grad():  # mechanisms start neutral; make them matter
             for name, p in agent.named_parameters():
                 if "feedback" in name:
@@ -62,11 +63,12 @@ def make_agents(n: int, cell: str, layers: tuple[int, ...], **mechanism: Any) ->
     return agents
 
 
-def inputs(groups: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def inputs(groups: int, seed: int = 0, game: GameSpec = GAME) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     rows = groups * ROWS
     return {
-        "obs": torch.randn(rows, GAME.obs_dim, generator=g),
+        "obs": torch.randn(rows, game.obs_dim, generator=g),
+        "candidates": torch.randn(rows, 2, game.obs_dim, generator=g),  # what a listener perceives
         "message": F.softmax(torch.randn(rows, CHANNEL.max_len, CHANNEL.vocab_size, generator=g), -1),
         "symbols": F.softmax(torch.randn(CHANNEL.max_len - 1, rows, CHANNEL.vocab_size, generator=g), -1),
         "meaning": torch.randn(rows, 2, 12, generator=g),
@@ -84,7 +86,8 @@ def forward(model: Any, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits, state = model.production_step(symbol, state)
         steps.append(logits)
     return {"perceive": meaning, "produce": torch.stack(steps, 1),
-            "comprehend": model.comprehend(x["message"]), "reconstruct": model.reconstruct(x["meaning"])}
+            "comprehend": model.comprehend(x["message"]), "reconstruct": model.reconstruct(x["meaning"]),
+            "candidates": model.perceive(x["candidates"])}
 
 
 def scalar(out: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -113,16 +116,19 @@ IDS = ["-".join([c, "x".join(map(str, ly)) or "linear", m, o]) for c, ly, m, o i
 def test_grouped_agents_compute_what_each_computes_alone(cell: str, layers: tuple[int, ...],
                                                          mechanism: str, owners: str) -> None:
     settings = MECHANISMS[mechanism]
-    owner = OWNERS[owners]
-    agents = make_agents(3, cell, layers, **settings)
+    check_grouping(make_agents(3, cell, layers, **settings), OWNERS[owners], GAME)
+
+
+def check_grouping(agents: list[NeuroAIAgent], owner: list[int], game: GameSpec) -> None:
+    """Outputs and gradients of ``agents`` stacked by ``owner`` equal each owner's alone."""
     stacked = NeuroAIAgent.stacked(agents, owner)
     if agents[0].monitor is not None:
         # the platform never stacks a monitored agent (its loss compares across the batch);
         # its computation is still these functions, which this checks
         assert stacked is None
-        stacked = GroupedNeuroAI(agents[0].params, GAME, stacked_weights(agents, owner), len(owner))
+        stacked = GroupedNeuroAI(agents[0].params, game, stacked_weights(agents, owner), len(owner))
     assert stacked is not None
-    x = inputs(len(owner))
+    x = inputs(len(owner), game=game)
     together = forward(stacked, x)
     scalar(together, x).backward()
     grouped_grads = grads(agents)
@@ -163,7 +169,7 @@ def _offsets(out: dict[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
 def reference(agent: NeuroAIAgent, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What torch's own modules compute with the agent's parameters (plain architecture)."""
     prod, comp = agent.production, agent.comprehension
-    meaning = agent.perception.net(x["obs"])
+    meaning = perceived(agent, x["obs"])
     state: Any = meaning if agent.params.cell == "gru" else (meaning, torch.zeros_like(meaning))
     steps = []
     for t in range(CHANNEL.max_len):
@@ -171,9 +177,19 @@ def reference(agent: NeuroAIAgent, x: dict[str, torch.Tensor]) -> dict[str, torc
         state = prod.cell(inp, state)
         steps.append(prod.to_logits(state if agent.params.cell == "gru" else state[0]))
     states, _ = comp.rnn(comp.symbol_embedding(x["message"]))
-    readout = agent.readout(x["meaning"]).view(*x["meaning"].shape[:-1], GAME.n_attributes, GAME.n_values)
+    game = agent.game
+    readout = agent.readout(x["meaning"]).view(*x["meaning"].shape[:-1], game.n_attributes, game.n_values)
     return {"perceive": meaning, "produce": torch.stack(steps, 1), "comprehend": comp.to_meaning(states),
-            "reconstruct": readout}
+            "reconstruct": readout, "candidates": perceived(agent, x["candidates"])}
+
+
+def perceived(agent: NeuroAIAgent, obs: torch.Tensor) -> torch.Tensor:
+    """torch's ``nn.Conv2d``/``nn.ReLU`` on the images (a conv front), then ``perception.net``."""
+    if agent.params.perception.kind == "conv":
+        assert agent.game.image_shape is not None
+        images = obs.reshape(-1, *agent.game.image_shape)
+        obs = agent.perception.conv(images).reshape(*obs.shape[:-1], -1)
+    return agent.perception.net(obs)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -191,5 +207,51 @@ def test_agent_computes_what_torch_modules_compute(cell: str, layers: tuple[int,
         torch.testing.assert_close(ours[key], theirs[key], **TOLERANCE["outputs"],
                                    msg=lambda m, k=key: f"{k}: {m}")
     for name, want in grads([agent])[0].items():
+        torch.testing.assert_close(our_grads[name], want, **TOLERANCE["gradients"],
+                                   msg=lambda m, n=name: f"{n}: {m}")
+
+
+# ---------------------------------------------------------------------------- conv perception
+
+# two input channels, so a mix-up of channels, rows or groups in the grouped convolution shows
+IMAGE_GAME = GameSpec(obs_dim=2 * 6 * 5, n_attributes=3, n_values=3, image_shape=(2, 6, 5))
+CONVS = {
+    "one": {"channels": [3], "kernel": 3, "stride": 1},
+    "two_strided": {"channels": [4, 3], "kernel": 3, "stride": 2},
+    "even_kernel": {"channels": [3, 2], "kernel": 2, "stride": 1},
+}
+# (perception layers, top-down iterations): the conv front under each shape of the stack above it
+STACKS = {"linear": ((), 0), "8": ((8,), 0), "8-topdown": ((8,), 2)}
+CONV_CASES = list(itertools.product(["gru", "lstm"], CONVS, STACKS, OWNERS))
+
+
+@pytest.mark.parametrize(("cell", "conv", "stack", "owners"), CONV_CASES,
+                         ids=["-".join(case) for case in CONV_CASES])
+def test_grouped_conv_agents_compute_what_each_computes_alone(cell: str, conv: str, stack: str,
+                                                              owners: str) -> None:
+    layers, topdown = STACKS[stack]
+    agents = make_agents(3, cell, layers, IMAGE_GAME, perception={"kind": "conv", **CONVS[conv]},
+                         topdown_iterations=topdown)
+    check_grouping(agents, OWNERS[owners], IMAGE_GAME)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("conv", list(CONVS))
+def test_conv_agent_computes_what_torch_conv2d_computes(cell: str, conv: str) -> None:
+    (agent,) = make_agents(1, cell, (8,), IMAGE_GAME, perception={"kind": "conv", **CONVS[conv]})
+    assert [type(m) for m in agent.perception.conv] == [torch.nn.Conv2d, torch.nn.ReLU] * len(
+        CONVS[conv]["channels"])
+    x = inputs(1, game=IMAGE_GAME)
+    ours = forward(agent, x)
+    scalar(ours, x).backward()
+    our_grads = grads([agent])[0]
+    agent.zero_grad(set_to_none=True)
+    theirs = reference(agent, x)
+    scalar(theirs, x).backward()
+    for key in theirs:
+        torch.testing.assert_close(ours[key], theirs[key], **TOLERANCE["outputs"],
+                                   msg=lambda m, k=key: f"{k}: {m}")
+    for name, want in grads([agent])[0].items():
+        assert "conv" not in name or want.abs().sum() > 0
         torch.testing.assert_close(our_grads[name], want, **TOLERANCE["gradients"],
                                    msg=lambda m, n=name: f"{n}: {m}")

@@ -152,3 +152,41 @@ def test_unsafe_names_and_huge_sweeps_refused(extra: dict[str, object], field: s
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"{path}: {field}" in err, err
     assert not (tmp_path / "sweeps").exists() and not (tmp_path.parent / "s").exists()
+
+
+def test_unknown_engine_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_sweep(tmp_path, engine="ray")
+    assert main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{path}: engine: expected one of 'sweep', 'tune', got 'ray'" in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_engine_tune_runs_the_grid_as_tune_trials_that_compare_reads(tmp_path: Path) -> None:
+    """The same sweep file through Ray Tune: one trial per point and seed, each a normal run
+    directory; summary.csv as a plain sweep writes it; compare and Tune's own reader read them."""
+    pytest.importorskip("ray.tune", reason="needs the tune extra: pip install neurocomm[tune]")
+    path = write_sweep(tmp_path, engine="tune", seeds=[3], max_concurrent=1)
+    exe = str(Path(sys.executable).parent / "neurocomm")
+    out = subprocess.run([exe, "sweep", str(path), "--set", "training.batch_size=6"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "2 runs; 0 not finished" in out.stdout
+    root = tmp_path / "sweeps" / "s"
+    run_dirs = sorted(p.parent for p in (root / "trials").glob("*/*/run.json"))
+    assert len(run_dirs) == 2
+    summary = pd.read_csv(root / "summary.csv")
+    assert list(summary["outcome"]) == ["finished", "finished"]
+    assert sorted(summary["set:population.agent.lr"]) == [0.001, 0.01]
+    assert sorted(Path(p) for p in summary["run_dir"]) == run_dirs
+    for run_dir in run_dirs:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert config["seed"] == 3 and config["training"]["rounds"] == 2
+        assert config["training"]["batch_size"] == 6  # --set reaches every trial
+        assert len(pd.read_parquet(run_dir / "metrics.parquet")) == 2 * 2  # 2 rounds x 2 edges
+    assert (root / "tune").is_dir()  # Tune's own experiment, for Tuner.restore / ResultGrid
+    table = subprocess.run([exe, "compare", str(root)], capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stderr[-2000:]
+    for run_dir in run_dirs:
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["name"] in table.stdout
