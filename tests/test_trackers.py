@@ -152,10 +152,11 @@ class Recorder:
         Recorder.closed.append(status)
 
 
-def test_own_sink_by_name_and_a_failing_one_never_stops_the_run(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_own_sink_by_name_and_a_failing_one_never_stops_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     console.configure(0)  # the CLI's handler: warnings on stderr
-    registry.register("sinks", "recorder", Recorder)
+    # registry.register("sinks", "recorder", Recorder), undone after the test
+    monkeypatch.setitem(registry._registered["sinks"], "recorder", Recorder)
     Recorder.seen.clear()
     Recorder.closed.clear()
     sinks = [{"kind": "recorder", "per_edge": False}, {"kind": "recorder", "params": {"fail_at": 2}}]
