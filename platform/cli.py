@@ -9,17 +9,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from neurocomm.platform import console
 from neurocomm.platform.errors import ConfigError, RunDirError
 
 EXIT_USAGE = 2
 
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
+_say = console.say  # everything the commands print goes through the `neurocomm` logger
 
 
 def _fail(msg: str) -> int:
-    print(f"neurocomm: error: {msg}", file=sys.stderr, flush=True)
+    console.LOGGER.error(f"neurocomm: error: {msg}")
     return EXIT_USAGE
 
 
@@ -167,7 +166,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except LookupError as err:
         return _fail(str(err))
     except CheckFailed as err:
-        print(f"neurocomm: {args.name}: check failed: {err}", file=sys.stderr, flush=True)
+        console.LOGGER.error(f"neurocomm: {args.name}: check failed: {err}")
         return 1
     for group, played in results:
         _say(f"{args.name}: conforms as one of the {group} ({'; '.join(played)})")
@@ -222,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="neurocomm",
         description="Populations of NeuroAI agents learning to communicate over a graph.",
     )
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=0,
+                      help="print warnings and errors only (no progress bars)")
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                      help="also print debug lines (among them Ray's and MLflow's start-up notices)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def config_command(
@@ -319,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    console.configure(args.verbosity)
     try:
         return int(args.fn(args))
     except ConfigError as err:
@@ -334,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{err.filename or 'a file'}: disk full ({err.strerror}); nothing was lost, "
                      "free some space and try again")
     except KeyboardInterrupt:
-        print("neurocomm: interrupted", file=sys.stderr)
+        console.LOGGER.error("neurocomm: interrupted")
         return 130
     except Exception as err:
         from neurocomm.platform.estimate import allocation_failure

@@ -28,6 +28,7 @@ from neurocomm.platform.config_sections import (
     ResourcesConfig,
     RuntimeConfig,
     ScenarioConfig,
+    SinkConfig,
     TopologyChange,
     TopologyConfig,
     TrainingConfig,
@@ -40,7 +41,7 @@ from neurocomm.platform.typed import from_mapping, to_plain
 
 __all__ = [
     "AgentGroup", "AgentSpec", "EdgeNoise", "LoggingConfig", "NoiseConfig", "PopulationConfig",
-    "ResourcesConfig", "RunConfig", "RuntimeConfig", "ScenarioConfig", "TopologyChange",
+    "ResourcesConfig", "RunConfig", "RuntimeConfig", "ScenarioConfig", "SinkConfig", "TopologyChange",
     "TopologyConfig", "TrainingConfig", "TurnoverConfig", "apply_overrides", "build_config",
     "check_name", "load_config", "load_mapping", "parse_yaml", "validate_references",
 ]
@@ -69,8 +70,12 @@ class RunConfig:
         return to_plain(self)
 
     def digest(self) -> str:
-        """A stable hash of the resolved config (saved with the run)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """A stable hash of the resolved config (saved with the run). The trackers watching a
+        run (``logging.sinks``) change nothing it computes, so they are left out: adding one
+        makes no new run for a sweep, and run directories from before sinks existed resume."""
+        plain = self.to_dict()
+        plain["logging"].pop("sinks", None)
+        blob = json.dumps(plain, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -132,6 +137,10 @@ def validate_references(cfg: RunConfig) -> None:
             if callable(getattr(built, "check_game", None)):
                 fitting.append((built, f"{path}.params"))
     _check_games(cfg, fitting)
+    if cfg.logging.sinks:
+        from neurocomm.platform.sinks import check_sinks
+
+        check_sinks(cfg.logging.sinks)
 
 
 def _check_games(cfg: RunConfig, fitting: list[tuple[Any, str]]) -> None:

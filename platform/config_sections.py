@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
@@ -279,6 +279,18 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class SinkConfig:
+    """One tracker that sees every round (docs/trackers.md): a registered sink name, whether it
+    gets every directed edge's values besides the means, and the sink's own options (checked
+    against its ``Params``). In YAML a bare name stands for ``{kind: NAME}``."""
+
+    SHORT_FORM: ClassVar[str] = "kind"
+    kind: str
+    per_edge: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     dir: str = "runs"
     messages_every: int = 10
@@ -288,6 +300,7 @@ class LoggingConfig:
     eval_games: int = 128
     chunk_rounds: int = 20
     progress: bool = True
+    sinks: tuple[SinkConfig, ...] = ()
 
     def check(self) -> None:
         if self.eval_games < 1:

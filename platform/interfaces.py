@@ -13,7 +13,8 @@ Symbol 0 of the vocabulary is end-of-message.
 Rows come in groups: inputs to a model, a rule or a scenario may hold the games of several
 directed edges, one after the other, every edge with as many rows (:func:`check_row_groups`).
 The optional hooks a plug-in may offer are declared here too (:class:`Stackable`,
-:class:`Monitored`, :class:`ScenarioHooks`); the platform looks for nothing else.
+:class:`Monitored`, :class:`ScenarioHooks`); the platform looks for nothing else. A tracker
+sink (TensorBoard, MLflow, W&B or a user's own) fits :class:`TrackerSink`.
 ``neurocomm.platform.checks`` plays tiny rounds to check a plug-in against these contracts.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -306,6 +308,35 @@ class Backend(Protocol):
         """Fresh shards in place of ``shards``; the caller restores their state."""
 
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- trackers
+
+
+@dataclass(frozen=True)
+class SinkRun:
+    """What a tracker sink is told about the run it watches, when the run starts or resumes."""
+
+    run_dir: Path
+    run_id: str  # the id recorded in run.json at creation (kept when the folder is renamed)
+    name: str  # the config's name
+    config: dict[str, Any]  # the resolved config as plain data: the run's hyperparameters
+    resuming: bool
+
+
+class TrackerSink(Protocol):
+    """A tracker that sees every round (platform/sinks.py, docs/trackers.md).
+
+    Built as ``cls(params, run)`` (``params``: an instance of its ``Params``) when the run
+    starts or resumes; ``log`` once per round with the round as step and the values named as
+    platform/sinks.py names them; ``close`` once, with the run's status (finished, interrupted,
+    crashed). ``requires``, when set, is (module the sink imports, extra that installs it)."""
+
+    Params: ClassVar[type]
+
+    def log(self, step: int, values: dict[str, float]) -> None: ...
+
+    def close(self, status: str) -> None: ...
 
 
 _MODEL_METHODS = ("perceive", "production_start", "production_step", "comprehend", "reconstruct")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 from typing import Any
+
+from neurocomm.platform.console import route_to_debug_log
 
 # Read by Ray when it is imported: with it off, a local Ray binds and advertises 127.0.0.1
 # only, so nobody else on the network can join a laptop run.
@@ -38,10 +41,22 @@ def ensure_ray(address: str | None, *, object_store_mb: int = 256, num_cpus: flo
         return _ensure_ray(address, object_store_mb, num_cpus)
 
 
+# Ray's notices on every start ("Token authentication is enabled for this Ray cluster...",
+# "Connecting to existing Ray cluster...") go to the neurocomm debug log (`neurocomm -v`);
+# its warnings about the run itself, and everything an actor prints, still reach the terminal.
+RAY_STARTUP_LOGGERS = {
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+    "ray._private.worker": logging.WARNING,
+}
+
+
 def _ensure_ray(address: str | None, object_store_mb: int, num_cpus: float | None) -> Any:
     if address is None:
         loopback_environment()
     import ray
+
+    for name, below in RAY_STARTUP_LOGGERS.items():
+        route_to_debug_log(name, below)
 
     if ray.is_initialized():
         return ray

@@ -2,7 +2,8 @@
 
 The platform never imports agents/ or scenarios/: they are found through the entry-point
 groups declared in pyproject.toml (``neurocomm.models``, ``neurocomm.scenarios``,
-``neurocomm.rules``), through :func:`register` calls, or by an import path ``pkg.mod:Name``.
+``neurocomm.rules``, ``neurocomm.sinks``), through :func:`register` calls, or by an import path
+``pkg.mod:Name``. The platform's own tracker sinks are built in (:data:`BUILTIN`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-GROUPS = ("models", "scenarios", "rules")
+GROUPS = ("models", "scenarios", "rules", "sinks")
+
+# Shipped inside platform/ itself, so found without an installed entry point; each imports
+# its tracking library only when a run opens it (docs/trackers.md).
+BUILTIN: dict[str, dict[str, str]] = {
+    "sinks": {
+        "tensorboard": "neurocomm.platform.sinks_builtin:TensorBoardSink",
+        "mlflow": "neurocomm.platform.sinks_builtin:MLflowSink",
+        "wandb": "neurocomm.platform.sinks_builtin:WandbSink",
+    },
+}
 
 _registered: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
 
@@ -30,7 +41,7 @@ def _entry_points(group: str) -> dict[str, Any]:
 
 def names(group: str) -> list[str]:
     """Every name that ``resolve`` accepts for ``group`` (import paths aside)."""
-    return sorted(set(_entry_points(group)) | set(_registered[group]))
+    return sorted(set(_entry_points(group)) | set(_registered[group]) | set(BUILTIN.get(group, {})))
 
 
 def resolve(group: str, name: str) -> Any:
@@ -40,6 +51,9 @@ def resolve(group: str, name: str) -> Any:
     """
     if name in _registered[group]:
         return _registered[group][name]
+    if name in BUILTIN.get(group, {}):
+        module_name, _, attr = BUILTIN[group][name].partition(":")
+        return getattr(importlib.import_module(module_name), attr)
     eps = _entry_points(group)
     if name in eps:
         try:

@@ -1,42 +1,48 @@
-"""How a run is watched and stopped: a progress line on a terminal, the stop flag that Ctrl-C
-(or a sweep's or Tune's ``stop(round)``) raises between rounds, and ``training.stop_at``."""
+"""How a run is watched and stopped: a progress bar, the stop flag that Ctrl-C (or a sweep's
+or Tune's ``stop(round)``) raises between rounds, and ``training.stop_at``."""
 
 from __future__ import annotations
 
 import math
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from neurocomm.platform.config import RunConfig
+from neurocomm.platform.console import show_progress
 from neurocomm.platform.games import evaluating
 
 
 class Progress:
-    """One line on a terminal: round, rounds/s, mean success."""
+    """A run's progress bar (tqdm: a bar on a terminal, a widget in a notebook, nothing in a
+    log; platform/console.py): rounds done of the total, rounds/s, mean success. A resumed run
+    counts from the round it continues at. Closed on leaving the ``with`` block."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.start = total, time.monotonic()
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
+        self.total = total
+        self.enabled = enabled and show_progress()
+        self.bar: Any = None
 
     def update(self, done: int, success: float) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < self.total):
+        if not self.enabled:
             return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        width = 30
-        fill = int(width * done / self.total)
-        sys.stderr.write(
-            f"\r[{'#' * fill}{'.' * (width - fill)}] round {done}/{self.total} "
-            f"{rate:.1f} rounds/s success {success:.3f}"
-        )
-        sys.stderr.flush()
-        if done >= self.total:
-            sys.stderr.write("\n")
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            # mininterval: a redraw at most twice a second, whatever the round rate
+            self.bar = tqdm(total=self.total, initial=done - 1, unit="round", mininterval=0.5,
+                            dynamic_ncols=True, desc="run")
+        self.bar.set_postfix_str(f"success {success:.3f}", refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class StopFlag:

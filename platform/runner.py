@@ -39,6 +39,7 @@ from neurocomm.platform.rundir import (
 )
 from neurocomm.platform.runlock import RunLock
 from neurocomm.platform.shard import ShardReport
+from neurocomm.platform.sinks import Trackers
 from neurocomm.platform.standalone import is_standalone, run_standalone
 from neurocomm.platform.topology import Topology, build_topology
 
@@ -188,12 +189,15 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
             lock = lock or RunLock(run_dir.path).acquire()
             if resume is None:
                 topology.save(run_dir.path / "topology.json")
+            trackers = Trackers.open(cfg, run_dir, resuming=resume is not None)  # logging.sinks
         except BaseException:
             backend.close()
             raise
         say(f"run directory: {run_dir.path}")
-        return _run_locked(cfg, topology, run_dir, backend, run_hash, t0, resuming=resume is not None,
-                           stop=stop, on_round=on_round)
+        with trackers:
+            return trackers.finish(_run_locked(cfg, topology, run_dir, backend, run_hash, t0,
+                                               resuming=resume is not None, stop=stop,
+                                               on_round=trackers.chain(on_round)))
     finally:
         if lock is not None:
             lock.release()
@@ -301,8 +305,7 @@ class _RoundLoop:
 
     def play(self, stop: Callable[[int], bool] | None = None) -> str:
         total = self.cfg.training.rounds
-        progress = Progress(total, self.cfg.logging.progress)
-        with StopFlag(stop) as flag:
+        with StopFlag(stop) as flag, Progress(total, self.cfg.logging.progress) as progress:
             while True:
                 try:
                     self._play_until_done_or_stopped(flag, progress)

@@ -60,6 +60,9 @@ def run_standalone(cfg: RunConfig, echo: Any = None, *, stop: Callable[[int], bo
     from neurocomm.platform.building import build_scenario
 
     say = echo or (lambda msg: None)
+    if cfg.logging.sinks:
+        raise ConfigError(f"the {cfg.scenario.name} scenario is simulated in one go, without rounds for "
+                          "a tracker to follow; remove logging.sinks", path="logging.sinks")
     scenario = build_scenario(cfg)
     n, edges, topology = standalone_graph(cfg)
     run_dir = RunDir.create(cfg)

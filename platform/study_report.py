@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from neurocomm.platform import console
 from neurocomm.platform.analysis import measures as registry
 from neurocomm.platform.analysis import stats
 from neurocomm.platform.errors import RunDirError
@@ -35,8 +35,7 @@ from neurocomm.platform.study import Claim, Study, VerdictRule, study_folder
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
 
-def _warn(msg: str) -> None:
-    print(f"neurocomm: warning: {msg}", file=sys.stderr, flush=True)
+_warn = console.warn
 
 
 def wanted_measures(study: Study) -> list[str]:

@@ -50,6 +50,7 @@ from neurocomm.platform.config import (
     check_name,
     load_mapping,
 )
+from neurocomm.platform.console import show_progress
 from neurocomm.platform.errors import ConfigError, RunDirError
 from neurocomm.platform.rundir import RunDir, atomic_write_text
 from neurocomm.platform.typed import from_mapping
@@ -368,8 +369,11 @@ def run_sweep(path: str | Path, echo: Any = print, overrides: Sequence[str] = ()
         return _row(point, RunDir(result.run_dir), result.status)
 
     rows: list[dict[str, Any] | None] = [None] * len(points)
-    with _Interrupt() as interrupt, ThreadPoolExecutor(max_workers=sweep.max_concurrent) as pool:
+    with (_Interrupt() as interrupt, ThreadPoolExecutor(max_workers=sweep.max_concurrent) as pool,
+          SweepProgress(len(points)) as progress):
         futures = {pool.submit(one, p, interrupt): i for i, p in enumerate(points)}
+        for future in futures:
+            future.add_done_callback(progress.one_done)
         try:
             wait(futures)
         finally:
@@ -425,6 +429,29 @@ def _run_with_tune(sweep: SweepConfig, points: list[SweepPoint], path: str | Pat
     rows.sort(key=lambda r: (r["point"], r["seed"]))
     _write_summary(Path(sweep.dir) / sweep.name, rows)
     return rows
+class SweepProgress:
+    """The sweep's progress bar: runs done of the total (tqdm; drawn where a run's bar would
+    be, platform/console.py). Each run of a sweep draws no bar of its own."""
+
+    def __init__(self, total: int) -> None:
+        self.bar: Any = None
+        self.lock = threading.Lock()  # points finish in worker threads
+        if show_progress():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="run", desc="sweep", mininterval=0.5, dynamic_ncols=True)
+
+    def one_done(self, _future: Any) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(1)
+
+    def __enter__(self) -> SweepProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, Any]:

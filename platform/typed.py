@@ -65,6 +65,9 @@ def convert(tp: Any, value: Any, path: str) -> Any:
             return value
         raise ConfigError(f"expected {_describe(tp)}, got {value!r}", path=path)
     if dataclasses.is_dataclass(tp):
+        short = getattr(tp, "SHORT_FORM", None)  # a record whose one required field may stand alone
+        if short and isinstance(value, str):
+            value = {short: value}
         return from_mapping(tp, value, path)
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):

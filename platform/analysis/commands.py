@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from neurocomm.platform import console
 from neurocomm.platform.analysis.compare import (
     comparison_plot,
     comparison_table,
@@ -19,9 +20,7 @@ from neurocomm.platform.analysis.compare import (
 )
 from neurocomm.platform.analysis.run_analysis import analyze_run, format_summary, write_analysis
 
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
+_say = console.say  # through the `neurocomm` logger: `neurocomm -q` silences it
 
 
 def _analysis(args: argparse.Namespace) -> Any:

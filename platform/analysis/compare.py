@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pandas as pd
 import yaml
 from scipy.stats import t as student_t
 
+from neurocomm.platform import console
 from neurocomm.platform.analysis.distances import MessageDistance
 from neurocomm.platform.analysis.run_analysis import ANALYSIS_VERSION, analyze_run
 from neurocomm.platform.config import apply_overrides, build_config
@@ -93,7 +93,7 @@ def _cached(path: Path, distance: str) -> dict[str, Any] | None:
 
 # Config fields that differ between runs without making them different conditions.
 COLUMN_WIDTH = 24  # longer condition labels get a numbered column and a legend line
-NOT_CONDITIONS = ("seed", "name", "logging.dir", "logging.progress", "runtime.address")
+NOT_CONDITIONS = ("seed", "name", "logging.dir", "logging.progress", "logging.sinks", "runtime.address")
 
 
 def flat_config(path: Path) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def summaries(paths: Sequence[str | Path], distance: MessageDistance = "edit",
         except RunDirError as err:
             if explicit:
                 raise
-            print(f"neurocomm: warning: skipped {err}", file=sys.stderr)
+            console.warn(f"skipped {err}")
             continue
         configs.append(flat_config(path))
     if not rows:
