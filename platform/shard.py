@@ -42,6 +42,7 @@ from neurocomm.platform.building import (
     build_agent,
     build_rule,
     build_scenario,
+    load_optimizer_state,
     moved,
     outgoing,
     pick_device,
@@ -325,7 +326,7 @@ class AgentShard:
                                              self.device)
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
-            slot.optimizer.load_state_dict(s["optimizer"])
+            load_optimizer_state(slot.optimizer, s["optimizer"])
             slot.rule_state = dict(s["rule_state"])
             slot.optimizer.zero_grad(set_to_none=True)
 
