@@ -219,8 +219,15 @@ class TrainingConfig:
     # Michel et al. 2023: every agent also plays itself each round (i -> i, both roles learn);
     # on the edges between agents only the listener learns (docs/mechanisms.md)
     partitioned: bool = False
+    # torch.compile of the agents' forward computation (platform/compiling.py): false, true
+    # (the inductor backend) or a torch.compile backend's name; falls back to eager on failure
+    compile: bool | str = False
 
     def check(self) -> None:
+        if not isinstance(self.compile, bool):  # a backend name: torch knows which exist
+            from neurocomm.platform.compiling import check_setting
+
+            check_setting(self.compile)
         if self.rounds < 1:
             raise ValueError("rounds: must be >= 1")
         if self.batch_size < 1:
