@@ -1,7 +1,8 @@
 """What would the optimisations proposed in docs/performance.md buy? Measured, not guessed.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/what_if.py            # every variant (~4 min)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/what_if.py   # all but local-compile (~6 min)
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/what_if.py --only ray-copy
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/what_if.py --only local-per-tensor-adam,local-gather
 
 Nothing in the shipped code changes: each variant swaps something for the duration of a run
 and puts it back.
@@ -18,6 +19,13 @@ and puts it back.
   listener both rebuild them): ``games.game_batch`` is memoised.
 * ``local-unstacked``: the shard computes each agent alone (``NeuroAIAgent.stacked`` hidden),
   i.e. the code before stacked cohorts, to see what stacking buys at each size.
+* ``local-per-tensor-adam``: each agent's Adam loops over its tensors (torch's default on the
+  CPU, and the shipped optimiser before it ran fused), to see what the fused Adam buys.
+* ``local-gather``: a cohort's weights are built as before: every agent's parameters stacked
+  once, then gathered per group with an index (instead of one stack in group order).
+* ``local-compile``: every run as with ``training.compile: true`` (inductor); the first rounds
+  carry the compilation, which the steady-state games/s leave out (``setup_s`` and the wall
+  time do not).
 """
 
 from __future__ import annotations
@@ -141,6 +149,54 @@ def unstacked() -> Iterator[None]:
         NeuroAIAgent.stacked = original
 
 
+@contextlib.contextmanager
+def per_tensor_adam() -> Iterator[None]:
+    from neurocomm.platform import building
+
+    original = building.make_optimizer
+
+    def plain(kind: str, model: Any, lr: float) -> Any:
+        if kind != "adam":
+            return original(kind, model, lr)
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
+
+    building.make_optimizer = plain
+    try:
+        yield
+    finally:
+        building.make_optimizer = original
+
+
+@contextlib.contextmanager
+def gathered_weights() -> Iterator[None]:
+    from neurocomm.agents import neuroai
+
+    original = neuroai.stacked_weights
+
+    def gather(models: Any, owners: Any) -> dict[str, torch.Tensor]:
+        named = [dict(m.named_parameters()) for m in models]
+        index = torch.as_tensor(list(owners), dtype=torch.long)
+        return {name: torch.stack([p[name] for p in named])[index] for name in named[0]}
+
+    neuroai.stacked_weights = gather
+    try:
+        yield
+    finally:
+        neuroai.stacked_weights = original
+
+
+@contextlib.contextmanager
+def compiled_rounds() -> Iterator[None]:
+    from neurocomm.platform import compiling
+
+    original = compiling.backend_for
+    compiling.backend_for = lambda setting: original(True)
+    try:
+        yield
+    finally:
+        compiling.backend_for = original
+
+
 RAY_CASES = [("quickstart N=4, 1 agent/actor", dict(n=4, rounds=60, agents_per_actor=1)),
              ("N=128, 64 agents/actor", dict(n=128, rounds=4, agents_per_actor=64)),
              ("N=128, 32 agents/actor", dict(n=128, rounds=4, agents_per_actor=32))]
@@ -151,13 +207,18 @@ VARIANTS = {
     "ray-numpy": (RAY_CASES, "ray", lambda: shard_class(NumpyWires)),
     "local-once": (LOCAL_CASES, "local", games_once),
     "local-unstacked": (LOCAL_CASES, "local", unstacked),
+    "local-per-tensor-adam": (LOCAL_CASES, "local", per_tensor_adam),
+    "local-gather": (LOCAL_CASES, "local", gathered_weights),
+    "local-compile": (LOCAL_CASES[:3], "local", compiled_rounds),
 }
 SHOWN = ("games_per_s", "games_per_cpu_s", "cores_busy", "actors_rss_mb", "driver_growth_mb")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
+    # local-compile only on request: each case compiles for a minute or more first
+    parser.add_argument("--only", default=",".join(v for v in VARIANTS if v != "local-compile"),
+                        help=f"comma-separated variants of: {', '.join(VARIANTS)}")
     parser.add_argument("--out", default=str(HERE / "results" / "what_if.json"))
     args = parser.parse_args(argv)
     chosen = [v for v in args.only.split(",") if v]

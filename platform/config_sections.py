@@ -222,10 +222,17 @@ class TrainingConfig:
     # stop once the evaluated mean greedy success over the edges reaches this (null: play every
     # round); needs logging.eval_every > 0, checked in RunConfig.check
     stop_at: float | None = None
+    # torch.compile of the agents' forward computation (platform/compiling.py): false, true
+    # (the inductor backend) or a torch.compile backend's name; falls back to eager on failure
+    compile: bool | str = False
 
     def check(self) -> None:
         if self.stop_at is not None and not 0 < self.stop_at <= 1:
             raise ValueError("stop_at: must be in (0, 1] or null (play every round)")
+        if not isinstance(self.compile, bool):  # a backend name: torch knows which exist
+            from neurocomm.platform.compiling import check_setting
+
+            check_setting(self.compile)
         if self.rounds < 1:
             raise ValueError("rounds: must be >= 1")
         if self.batch_size < 1:

@@ -36,12 +36,13 @@ from typing import Any
 import torch
 
 from neurocomm.platform import channel as noisy_channel
-from neurocomm.platform import games, imitation, partial_reset, seeding
+from neurocomm.platform import compiling, games, imitation, partial_reset, seeding
 from neurocomm.platform.building import (
     AgentSlot,
     build_agent,
     build_rule,
     build_scenario,
+    load_optimizer_state,
     moved,
     outgoing,
     pick_device,
@@ -132,10 +133,12 @@ class AgentShard:
             models = [self.agents[a].model for a in members]
             stacked = stack(models, [index[e[role]] for e in family_edges]) if stack else None
             if stacked is not None:
-                cohorts.append(_Cohort(family_edges, [e[role] for e in family_edges], stacked))
+                cohorts.append(_Cohort(family_edges, [e[role] for e in family_edges],
+                                       compiling.compiled(stacked, self.cfg.training.compile)))
                 continue
             for a in members:  # one at a time, all of the agent's edges batched
-                cohorts.append(_Cohort(by_agent[a], [a] * len(by_agent[a]), self.agents[a].model))
+                model = compiling.compiled(self.agents[a].model, self.cfg.training.compile)
+                cohorts.append(_Cohort(by_agent[a], [a] * len(by_agent[a]), model))
         return cohorts
 
     def _batch(self, round_: int, edges: list[Edge], keep: bool = False) -> Batch:
@@ -325,7 +328,7 @@ class AgentShard:
                                              self.device)
             slot = self.agents[i]
             slot.model.load_state_dict(s["model"])
-            slot.optimizer.load_state_dict(s["optimizer"])
+            load_optimizer_state(slot.optimizer, s["optimizer"])
             slot.rule_state = dict(s["rule_state"])
             slot.optimizer.zero_grad(set_to_none=True)
 

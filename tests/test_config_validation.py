@@ -56,6 +56,7 @@ BAD_CASES = {
                           "population.agent.model", "Params"),
     "group outside graph": ({"population": {"groups": [{"nodes": [7], "lr": 0.1}]}},
                             "population.groups[0].nodes", "outside"),
+    "compile backend": ({"training": {"compile": "fastest"}}, "training.compile", "inductor"),
     "probability range": ({"topology": {"generator": "erdos_renyi_graph",
                                         "params": {"n": 2, "p": 1.5}}}, "topology.params.p", "[0, 1]"),
 }

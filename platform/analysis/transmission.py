@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from neurocomm.platform import registry, seeding
-from neurocomm.platform.building import build_scenario
+from neurocomm.platform.building import build_scenario, make_optimizer
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.imitation import decision_on, greedy_messages
 from neurocomm.platform.interfaces import Batch, ChannelSpec
@@ -45,8 +45,7 @@ def fresh_listener(cfg: RunConfig, scenario: object, index: int, seed: int
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeding.int_seed(seed, seeding.TRANSMISSION, index))
         model = cls(params, game=scenario.spec, channel=channel)  # type: ignore[attr-defined]
-    opt_cls = torch.optim.Adam if cfg.training.optimizer == "adam" else torch.optim.SGD
-    return model, opt_cls(model.parameters(), lr=spec.lr)
+    return model, make_optimizer(cfg.training.optimizer, model, spec.lr)
 
 
 def transmission_curve(cfg: RunConfig, language: Language, *, listeners: int = 3, steps: int = 200,
