@@ -75,8 +75,19 @@ class RunConfig:
         makes no new run for a sweep, and run directories from before sinks existed resume."""
         plain = self.to_dict()
         plain["logging"].pop("sinks", None)
+        for section, name, default in _ADDED_SINCE_0_1:  # at its default it changes nothing
+            if plain[section].get(name) == default:
+                plain[section].pop(name, None)
         blob = json.dumps(plain, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Fields added after 0.1 whose default reproduces what 0.1 did: a config that leaves them at
+# that default hashes as it did then, so older run directories still resume without --force.
+_ADDED_SINCE_0_1: tuple[tuple[str, str, Any], ...] = (
+    ("training", "stop_at", None),
+    ("training", "compile", False),
+)
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -150,3 +150,12 @@ def test_validate_exit_zero_and_no_traceback_from_subprocess(tmp_path: Path) -> 
 def test_config_error_line() -> None:
     err = ConfigError("must be >= 1", path="rounds").at(source="f.yaml", prefix="training")
     assert err.line() == "f.yaml: training.rounds: must be >= 1"
+
+
+@pytest.mark.parametrize("name, digest", [("quickstart", "fdd17e44d44f32d9"),
+                                          ("naming_game", "3520069ef7dddf00"),
+                                          ("reconstruction", "4bd1f82abd283630")])
+def test_digest_is_unchanged_since_0_1(name: str, digest: str) -> None:
+    """The digests 0.1 saved with these configs' runs: fields added since, at their defaults,
+    must not change them, or every older run directory would refuse to resume without --force."""
+    assert load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml").digest() == digest
