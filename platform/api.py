@@ -75,12 +75,9 @@ def analyze(run: RunResult | str | Path, *, at: int | None = None, distance: str
     to analyse (default: the latest); ``trust``: import plug-in code the run's config names by
     import path; ``write``: also save RUN/analysis/ as the command does. A Mantel test on too
     few agents to mean much is reported as a Python warning too."""
-    from neurocomm.platform.analysis.distances import MESSAGE_DISTANCES
     from neurocomm.platform.analysis.run_analysis import analyze_run, write_analysis
 
     path = run.run_dir if isinstance(run, RunResult) else Path(run)
-    if distance not in MESSAGE_DISTANCES:
-        raise ValueError(f"distance: {distance!r} is not one of {', '.join(MESSAGE_DISTANCES)}")
     analysis = analyze_run(path, at=at, distance=distance, trust=trust)  # type: ignore[arg-type]
     if write:
         write_analysis(analysis)

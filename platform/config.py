@@ -74,17 +74,19 @@ class RunConfig:
         run (``logging.sinks``) change nothing it computes, so they are left out: adding one
         makes no new run for a sweep, and run directories from before sinks existed resume."""
         plain = self.to_dict()
-        plain["logging"].pop("sinks", None)
-        for section, name, default in _ADDED_SINCE_0_1:  # at its default it changes nothing
-            if plain[section].get(name) == default:
+        for section, name, default in _LEFT_OUT_OF_DIGEST:
+            if default is _ALWAYS or plain[section].get(name) == default:
                 plain[section].pop(name, None)
         blob = json.dumps(plain, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# Fields added after 0.1 whose default reproduces what 0.1 did: a config that leaves them at
-# that default hashes as it did then, so older run directories still resume without --force.
-_ADDED_SINCE_0_1: tuple[tuple[str, str, Any], ...] = (
+_ALWAYS = object()
+# (section, field, default) left out of the digest: always (the trackers change nothing a run
+# computes), or when at a default that reproduces 0.1 (fields added since), so that older run
+# directories still resume without --force.
+_LEFT_OUT_OF_DIGEST: tuple[tuple[str, str, Any], ...] = (
+    ("logging", "sinks", _ALWAYS),
     ("training", "stop_at", None),
     ("training", "compile", False),
 )

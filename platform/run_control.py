@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,6 +44,31 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class SweepProgress:
+    """The sweep's progress bar: runs done of the total (tqdm; drawn where a run's bar would
+    be, platform/console.py). Each run of a sweep draws no bar of its own."""
+
+    def __init__(self, total: int) -> None:
+        self.bar: Any = None
+        self.lock = threading.Lock()  # points finish in worker threads
+        if show_progress():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="run", desc="sweep", mininterval=0.5, dynamic_ncols=True)
+
+    def one_done(self, _future: Any) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(1)
+
+    def __enter__(self) -> SweepProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class StopFlag:

@@ -50,8 +50,8 @@ from neurocomm.platform.config import (
     check_name,
     load_mapping,
 )
-from neurocomm.platform.console import show_progress
 from neurocomm.platform.errors import ConfigError, RunDirError
+from neurocomm.platform.run_control import SweepProgress
 from neurocomm.platform.rundir import RunDir, atomic_write_text
 from neurocomm.platform.typed import from_mapping
 
@@ -429,29 +429,6 @@ def _run_with_tune(sweep: SweepConfig, points: list[SweepPoint], path: str | Pat
     rows.sort(key=lambda r: (r["point"], r["seed"]))
     _write_summary(Path(sweep.dir) / sweep.name, rows)
     return rows
-class SweepProgress:
-    """The sweep's progress bar: runs done of the total (tqdm; drawn where a run's bar would
-    be, platform/console.py). Each run of a sweep draws no bar of its own."""
-
-    def __init__(self, total: int) -> None:
-        self.bar: Any = None
-        self.lock = threading.Lock()  # points finish in worker threads
-        if show_progress():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="run", desc="sweep", mininterval=0.5, dynamic_ncols=True)
-
-    def one_done(self, _future: Any) -> None:
-        if self.bar is not None:
-            with self.lock:
-                self.bar.update(1)
-
-    def __enter__(self) -> SweepProgress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _row(point: SweepPoint, run_dir: RunDir | None, outcome: str) -> dict[str, Any]:

@@ -192,11 +192,9 @@ def perceived(agent: NeuroAIAgent, obs: torch.Tensor) -> torch.Tensor:
     return agent.perception.net(obs)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("layers", [(), (8,), (8, 6)], ids=["linear", "8", "8x6"])
-def test_agent_computes_what_torch_modules_compute(cell: str, layers: tuple[int, ...]) -> None:
-    (agent,) = make_agents(1, cell, layers)
-    x = inputs(1)
+def assert_matches_reference(agent: Any, x: Any) -> dict[str, torch.Tensor]:
+    """The agent's outputs and gradients on ``x`` equal those of torch's own modules holding
+    its parameters; returns the reference gradients by parameter name."""
     ours = forward(agent, x)
     scalar(ours, x).backward()
     our_grads = grads([agent])[0]
@@ -206,9 +204,18 @@ def test_agent_computes_what_torch_modules_compute(cell: str, layers: tuple[int,
     for key in theirs:
         torch.testing.assert_close(ours[key], theirs[key], **TOLERANCE["outputs"],
                                    msg=lambda m, k=key: f"{k}: {m}")
-    for name, want in grads([agent])[0].items():
+    wanted = grads([agent])[0]
+    for name, want in wanted.items():
         torch.testing.assert_close(our_grads[name], want, **TOLERANCE["gradients"],
                                    msg=lambda m, n=name: f"{n}: {m}")
+    return wanted
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("layers", [(), (8,), (8, 6)], ids=["linear", "8", "8x6"])
+def test_agent_computes_what_torch_modules_compute(cell: str, layers: tuple[int, ...]) -> None:
+    (agent,) = make_agents(1, cell, layers)
+    assert_matches_reference(agent, inputs(1))
 
 
 # ---------------------------------------------------------------------------- conv perception
@@ -241,17 +248,5 @@ def test_conv_agent_computes_what_torch_conv2d_computes(cell: str, conv: str) ->
     (agent,) = make_agents(1, cell, (8,), IMAGE_GAME, perception={"kind": "conv", **CONVS[conv]})
     assert [type(m) for m in agent.perception.conv] == [torch.nn.Conv2d, torch.nn.ReLU] * len(
         CONVS[conv]["channels"])
-    x = inputs(1, game=IMAGE_GAME)
-    ours = forward(agent, x)
-    scalar(ours, x).backward()
-    our_grads = grads([agent])[0]
-    agent.zero_grad(set_to_none=True)
-    theirs = reference(agent, x)
-    scalar(theirs, x).backward()
-    for key in theirs:
-        torch.testing.assert_close(ours[key], theirs[key], **TOLERANCE["outputs"],
-                                   msg=lambda m, k=key: f"{k}: {m}")
-    for name, want in grads([agent])[0].items():
-        assert "conv" not in name or want.abs().sum() > 0
-        torch.testing.assert_close(our_grads[name], want, **TOLERANCE["gradients"],
-                                   msg=lambda m, n=name: f"{n}: {m}")
+    wanted = assert_matches_reference(agent, inputs(1, game=IMAGE_GAME))
+    assert all(want.abs().sum() > 0 for name, want in wanted.items() if "conv" in name)
