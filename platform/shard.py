@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from neurocomm.platform import channel as noisy_channel
-from neurocomm.platform import compiling, games, imitation, partial_reset, seeding
+from neurocomm.platform import compiling, games, imitation, memory, partial_reset, seeding
 from neurocomm.platform.building import (
     AgentSlot,
     build_agent,
@@ -117,8 +117,9 @@ class AgentShard:
 
     # ------------------------------------------------------------------ cohorts
 
-    def _cohorts(self, edges: list[Edge], role: int) -> list[_Cohort]:
-        """Split ``edges`` by the agent in ``role`` (0 speaker, 1 listener) into cohorts."""
+    def _cohorts(self, edges: list[Edge], role: int, most_rows: int | None = None) -> list[_Cohort]:
+        """Split ``edges`` by the agent in ``role`` (0 speaker, 1 listener) into cohorts (of at
+        most ``most_rows`` games, where an agent's own edges allow)."""
         by_agent: dict[int, list[Edge]] = {}
         for edge in sorted(edges):
             by_agent.setdefault(edge[role], []).append(edge)
@@ -126,7 +127,8 @@ class AgentShard:
         for agent_id in sorted(by_agent):
             families.setdefault(model_family(self.agents[agent_id].model), []).append(agent_id)
         cohorts = []
-        for members in families.values():
+        rows_of = {a: len(by_agent[a]) * self.cfg.training.batch_size for a in by_agent}.__getitem__
+        for members in memory.parts(families.values(), rows_of, most_rows):
             stack = stacker(self.agents[members[0]].model)
             family_edges = sorted(e for a in members for e in by_agent[a])
             index = {a: i for i, a in enumerate(members)}
@@ -189,7 +191,7 @@ class AgentShard:
         wires = _merged(incoming)
         log_games = games.logging_games(self.cfg, round_)
         feedback: dict[Edge, Feedback] = {}
-        for cohort in self._cohorts(_flatten(plan), role=1):
+        for cohort in self._cohorts(_flatten(plan), role=1, most_rows=memory.LISTEN_ROWS):
             batch = self._batch(round_, cohort.edges)
             received, corruptions = [], []
             for edge in cohort.edges:
