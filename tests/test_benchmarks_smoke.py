@@ -4,6 +4,7 @@ is asserted: the figures depend on the machine)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -91,8 +92,21 @@ def test_quick_time_to_target_and_populations_fill_their_rows_and_targets(tmp_pa
         assert egg["games_per_s"] > 0 and local["vs_egg"] > 0 and local["edges"] == egg["edges"]
         assert rows[f"populations/N=16 {graph} ray"]["actors"] == 2  # one actor per core
         for system in ("egg", "neurocomm"):
-            assert rows[f"timeto/N=16 {graph} {system}"]["cap_s"] > 0
+            row = rows[f"timeto/N=16 {graph} {system}"]
+            assert row["cap_s"] > 0
+            if not row["reached"]:  # a capped run ran to its cap and gives no time to 0.9
+                assert row["seconds_run"] >= row["cap_s"] and math.isnan(row["seconds_to_target"])
     targets = {t["target"]: t for t in data["targets"]}
+    for graph in ("ring", "small world"):  # a capped run makes the ratio a bound, never a figure
+        time_target = targets[f"population N=16 {graph}: time to mean greedy success 0.9, "
+                              "EGG-style loop / neurocomm"]
+        reached = {s: rows[f"timeto/N=16 {graph} {s}"]["reached"] for s in ("egg", "neurocomm")}
+        if all(reached.values()):
+            assert time_target["bound"] == "" and time_target["measured"] > 0
+        elif any(reached.values()):
+            assert time_target["bound"] == (">=" if reached["neurocomm"] else "<=")
+        else:
+            assert time_target["measured"] is None and time_target["holds"] is None
     games = targets["population N=16 ring: games/s vs the EGG-style loop"]
     assert isinstance(games["holds"], bool) and games["measured"] > 0
     pair_time = "pair: time to 0.9 greedy success from process start, median of seeds, vs reference"
