@@ -19,6 +19,8 @@ the same parameters) run as one batched model, one group of rows per edge; any o
 alone, with all its edges batched. Sampling noise comes from a generator per (round, edge),
 each edge's loss is a mean over its games and the edges' losses are summed, so every agent
 computes the same numbers whatever the sharding: local, Ray and sharded runs agree exactly.
+For the same reason a large listener cohort can be heard in parts of whole agents, which bounds
+a round's peak memory (platform/memory.py).
 
 Every phase takes a plan (a list of edge groups, one per peer shard) and returns a list with
 one entry per group.
@@ -127,8 +129,8 @@ class AgentShard:
         for agent_id in sorted(by_agent):
             families.setdefault(model_family(self.agents[agent_id].model), []).append(agent_id)
         cohorts = []
-        rows_of = {a: len(by_agent[a]) * self.cfg.training.batch_size for a in by_agent}.__getitem__
-        for members in memory.parts(families.values(), rows_of, most_rows):
+        per_edge = self.cfg.training.batch_size
+        for members in memory.parts(families.values(), lambda a: len(by_agent[a]) * per_edge, most_rows):
             stack = stacker(self.agents[members[0]].model)
             family_edges = sorted(e for a in members for e in by_agent[a])
             index = {a: i for i, a in enumerate(members)}
