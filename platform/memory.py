@@ -3,10 +3,11 @@
 A shard computes a cohort's edges as one batched model (platform/shard.py). The listen phase is
 where a round of a large shard peaks: on top of the speakers' graphs, kept from produce to
 learn, the listeners' forward and backward hold about 2.5 MB per in-edge at batch 128 (measured
-in one shard of 128 agents on a ring, 256 in-edges: about 640 MB over the 490 MB the kept
-graphs take). glibc keeps what a process freed for its next allocation, so a shard's resident
-memory between rounds stays near that peak. Listening to a large cohort's in-edges in parts of
-at most :data:`LISTEN_ROWS` games lowers the peak and so the resident memory.
+in one shard of 128 agents on a ring, 256 in-edges: about 640 MB on top of the 490 MB in use
+after produce, 290 MB of it the kept graphs). glibc keeps what a process freed for its next
+allocation, so a shard's resident memory between rounds stays near that peak. Listening to a
+large cohort's in-edges in parts of at most :data:`LISTEN_ROWS` games lowers the peak and so the
+resident memory.
 
 Parts never split an agent's edges, so each agent's gradients come out of one backward pass as
 before, and every number a run computes is unchanged (cohorts are split by agent the same way
