@@ -32,6 +32,7 @@ import contextlib
 import copy
 import os
 import socket
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -339,13 +340,11 @@ class AgentShard:
     def where(self) -> dict[str, Any]:
         """Host, process and Ray node of this shard (for the events log and fault handling)."""
         node = ""
-        try:
-            import ray
-
-            if ray.is_initialized():
-                node = ray.get_runtime_context().get_node_id()
-        except ImportError:
-            pass
+        # an in-process shard of a local run never started Ray: importing it only to ask would
+        # add ~0.4 s to every local run's start
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
         return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": node,
                 "agents": sorted(self.agents)}
 
