@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+import torch
 
 from neurocomm.platform import games
 from neurocomm.platform.config import RunConfig
@@ -51,22 +55,59 @@ def _as_tuple(value: Any, n: int) -> tuple[Any, ...]:
     return (value,) if n == 1 else tuple(value)
 
 
-def _ray_shard_class(base: type) -> type:
-    """``base`` as a Ray actor class: a method called with ``num_returns=k`` must return k
-    values, and one bare value (not a list of one) when k is 1; shards return a list."""
+def _converted(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with ``leaf`` applied to every tensor or array in it (also inside tuples,
+    lists, dicts and dataclasses' fields)."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return leaf(value)
+    if isinstance(value, tuple | list):
+        return type(value)(_converted(v, leaf) for v in value)
+    if isinstance(value, dict):
+        return {k: _converted(v, leaf) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        return type(value)(**{k: _converted(getattr(value, k), leaf) for k in value.__dataclass_fields__})
+    return value
 
-    def adapt(name: str) -> Any:
+
+def _to_numpy(value: Any) -> Any:
+    """Tensors as numpy arrays, for the way between actors: Ray ships an array as raw bytes,
+    where a tensor goes through ``torch.save`` (about 3x the cost per message)."""
+    return _converted(value, lambda t: t.numpy() if isinstance(t, torch.Tensor) else t)
+
+
+def _to_torch(value: Any) -> Any:
+    """Back to tensors (the same dtypes and bits). Ray hands arrays over read-only, and torch
+    wants memory it may write: those are copied (messages are small)."""
+    def leaf(a: Any) -> Any:
+        if isinstance(a, np.ndarray):
+            return torch.from_numpy(a if a.flags.writeable else a.copy())
+        return a
+
+    return _converted(value, leaf)
+
+
+def _ray_shard_class(base: type) -> type:
+    """``base`` as a Ray actor class.
+
+    A method called with ``num_returns=k`` must return k values, and one bare value (not a
+    list of one) when k is 1; shards return a list. Messages and feedback cross between actors
+    as numpy arrays where the shard takes and gives tensors (see ``_to_numpy``)."""
+
+    def adapt(name: str, split: bool) -> Any:
         method = getattr(base, name)
 
         def call(self: Any, *args: Any) -> Any:
-            out = method(self, *args)
+            out = method(self, *_to_torch(args))
+            if not split:  # a ShardReport: numbers and logged games, no tensors
+                return out
+            out = _to_numpy(out)
             return out[0] if len(out) == 1 else tuple(out)
 
         call.__name__ = name
         return call
 
-    names = ("produce", "listen", "eval_produce")
-    return type(f"Ray{base.__name__}", (base,), {n: adapt(n) for n in names})
+    split = {"produce": True, "listen": True, "eval_produce": True, "eval_listen": False, "learn": False}
+    return type(f"Ray{base.__name__}", (base,), {n: adapt(n, k) for n, k in split.items()})
 
 
 def merge_reports(reports: list[ShardReport]) -> ShardReport:

@@ -100,3 +100,63 @@ def test_population_that_cannot_fit_the_cluster_is_refused(tmp_path: Path, ray_s
     assert "runtime.agent_resources" in err and "does not fit" in err
     assert "4 CPUs" in err and "2 GPUs" in err and "the cluster has 2" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_messages_cross_ray_as_numpy_and_come_back_bit_identical() -> None:
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from neurocomm.platform.backends import _to_numpy, _to_torch
+    from neurocomm.platform.interfaces import Feedback
+
+    torch.manual_seed(0)
+    sent = [{(0, 1): torch.rand(4, 3, 5), (2, 1): torch.tensor([[1, 2], [3, 0]])},
+            {(1, 0): Feedback(0.25, reward=torch.tensor([1.5, -2.0]), message_grad=torch.randn(2, 3, 5)),
+             (1, 2): Feedback(0.5)}]
+    wire = _to_numpy(sent)
+    assert isinstance(wire[0][(0, 1)], np.ndarray) and isinstance(wire[1][(1, 0)].message_grad, np.ndarray)
+    for part in (wire[0][(0, 1)], wire[0][(2, 1)], wire[1][(1, 0)].reward, wire[1][(1, 0)].message_grad):
+        part.flags.writeable = False  # as Ray's deserialiser hands them over
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about tensors over read-only memory
+        back = _to_torch(wire)
+    for a, b in [(sent[0][(0, 1)], back[0][(0, 1)]), (sent[0][(2, 1)], back[0][(2, 1)]),
+                 (sent[1][(1, 0)].reward, back[1][(1, 0)].reward),
+                 (sent[1][(1, 0)].message_grad, back[1][(1, 0)].message_grad)]:
+        assert isinstance(b, torch.Tensor) and b.dtype == a.dtype and torch.equal(a, b)
+    assert back[1][(1, 0)].loss == 0.25 and back[1][(1, 2)] == Feedback(0.5)
+
+
+def test_embedded_ray_workers_get_one_thread_and_the_driver_keeps_its_environment(tmp_path: Path) -> None:
+    """The worker environment reaches the actors without a runtime_env (which would keep them
+    off Ray's prestarted workers), and the driver's own environment is left as it was."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import json, os
+from neurocomm.platform.raysession import ensure_ray
+ray = ensure_ray(None, object_store_mb=128, num_cpus=1)
+after = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+@ray.remote(num_cpus=0.5)
+def worker_env():
+    import torch
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"), "threads": torch.get_num_threads()}
+
+print(json.dumps({"driver": after, "worker": ray.get(worker_env.remote())}))
+ray.shutdown()
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["MKL_NUM_THREADS"] = "3"  # the driver's own value, which it must keep
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         timeout=180, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["driver"] == {"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "3"}
+    assert seen["worker"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "threads": 1}
