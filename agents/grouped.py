@@ -26,18 +26,57 @@ from neurocomm.platform.interfaces import GameSpec, check_row_groups
 Weights = Mapping[str, Tensor]
 
 
-def one_group(module: nn.Module, prefix: str = "") -> dict[str, Tensor]:
+class GroupWeights(dict[str, Tensor]):
+    """The weights of ``groups`` groups, made on first use from per-model parameter mappings:
+    group ``g`` gets ``named[owners[g]]``'s (one ``torch.stack`` per parameter), or, with
+    ``owners`` None, the single model ``named[0]``'s with a leading dimension of 1.
+
+    A role reads about half of an agent's parameters (a speaker never its comprehension, a
+    referential listener never its production), so only those are stacked, each once per
+    phase however many times it is read. Weights made while gradients are off (evaluation, a
+    self-monitor's choice) are kept apart: a later read with gradients on makes its own, through
+    which the gradient reaches the parameters."""
+
+    def __init__(self, named: Sequence[Mapping[str, Tensor]], owners: Sequence[int] | None) -> None:
+        super().__init__()
+        self._named = named
+        self._owners = owners
+        self._untracked: dict[str, Tensor] = {}
+
+    def _make(self, name: str) -> Tensor:
+        if self._owners is None:
+            return self._named[0][name].unsqueeze(0)
+        return torch.stack([self._named[o][name] for o in self._owners])
+
+    def __missing__(self, name: str) -> Tensor:
+        if torch.is_grad_enabled():
+            weight = self[name] = self._make(name)
+            return weight
+        weight = self._untracked.get(name)
+        if weight is None:
+            weight = self._untracked[name] = self._make(name)
+        return weight
+
+
+def parameter_dict(module: nn.Module) -> Mapping[str, Tensor]:
+    """``module``'s parameters by name: its own cached mapping when it keeps one
+    (``parameters_by_name``, as NeuroAIAgent does), else a fresh walk of its modules."""
+    by_name = getattr(module, "parameters_by_name", None)
+    return by_name() if by_name is not None else dict(module.named_parameters())
+
+
+def one_group(module: nn.Module, prefix: str = "") -> GroupWeights:
     """``module``'s parameters as the weights of a single group (a leading dimension of 1)."""
-    return {f"{prefix}{name}": p.unsqueeze(0) for name, p in module.named_parameters()}
+    named = parameter_dict(module)
+    return GroupWeights([{f"{prefix}{k}": p for k, p in named.items()} if prefix else named], None)
 
 
-def stacked_weights(models: Sequence[nn.Module], owners: Sequence[int]) -> dict[str, Tensor]:
+def stacked_weights(models: Sequence[nn.Module], owners: Sequence[int]) -> GroupWeights:
     """Group ``g`` gets ``models[owners[g]]``'s parameters (stacked, so gradients reach each)."""
     # One stack per parameter in group order, an agent repeated where it owns several groups:
     # 2-3x faster, forward and backward, than stacking each agent once and then gathering the
     # groups with an index (measured at 2 and 16 agents; docs/performance.md).
-    named = [dict(m.named_parameters()) for m in models]
-    return {name: torch.stack([named[o][name] for o in owners]) for name in named[0]}
+    return GroupWeights([parameter_dict(m) for m in models], owners)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:

@@ -231,6 +231,23 @@ class NeuroAIAgent(nn.Module):
             return None
         return GroupedNeuroAI(first.params, first.game, stacked_weights(models, owners), len(owners))
 
+    def parameters_by_name(self) -> dict[str, nn.Parameter]:
+        """``dict(self.named_parameters())``, kept between calls: the module walk costs more
+        than the stacking it feeds (agents/grouped.py). Moving the model or loading a state
+        dict drops it, since either may replace Parameter objects."""
+        named = self.__dict__.get("_by_name")
+        if named is None:
+            named = self.__dict__["_by_name"] = dict(self.named_parameters())
+        return named
+
+    def _apply(self, fn: Any, recurse: bool = True) -> NeuroAIAgent:
+        self.__dict__.pop("_by_name", None)
+        return super()._apply(fn, recurse)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self.__dict__.pop("_by_name", None)
+        return super().load_state_dict(*args, **kwargs)
+
     def _one(self) -> GroupedNeuroAI:
         return GroupedNeuroAI(self.params, self.game, one_group(self), 1, self.monitor)
 

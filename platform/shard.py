@@ -39,7 +39,15 @@ from typing import Any
 import torch
 
 from neurocomm.platform import channel as noisy_channel
-from neurocomm.platform import compiling, games, imitation, memory, partial_reset, seeding
+from neurocomm.platform import (
+    compiling,
+    games,
+    imitation,
+    memory,
+    optim_step,
+    partial_reset,
+    seeding,
+)
 from neurocomm.platform.building import (
     AgentSlot,
     build_agent,
@@ -230,10 +238,8 @@ class AgentShard:
             losses = self.rule.learn(cohort.model, kept, items, states)
             for edge, loss in zip(cohort.edges, losses):
                 self._stat(edge).speaker_loss = loss
-        for agent_id, slot in self.agents.items():
-            if self._updates(round_, agent_id, slot):
-                slot.optimizer.step()
-            slot.optimizer.zero_grad(set_to_none=True)
+        optim_step.step_all([slot.optimizer for slot in self.agents.values()],
+                            [self._updates(round_, i, slot) for i, slot in self.agents.items()])
         report = ShardReport(self._stats, self._messages)
         self._stats, self._messages, self._kept = {}, [], []
         self._games.clear()
