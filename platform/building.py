@@ -101,11 +101,17 @@ def make_optimizer(kind: str, model: torch.nn.Module, lr: float) -> torch.optim.
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """``optimizer.load_state_dict(state)``, keeping this optimiser's implementation.
+    """``optimizer.load_state_dict(state)``, keeping this optimiser's implementation and
+    learning rate.
 
     Saved parameter groups carry the implementation flags of the optimiser that wrote them
     (``fused``, ``foreach``), and loading them would switch implementations: a checkpoint from
-    before Adam ran fused would resume on the per-tensor loop."""
+    before Adam ran fused would resume on the per-tensor loop. They also carry the learning rate
+    the run had when it saved, and the config is what says the learning rate: a run resumed with
+    ``resume --force`` after its ``lr`` was edited continues with the new one (nothing changes
+    the rate during a run, so an unedited resume loads the same value)."""
     flags = {k: optimizer.defaults[k] for k in ("fused", "foreach") if k in optimizer.defaults}
+    groups = [{**saved, **flags, "lr": now["lr"]}
+              for saved, now in zip(state["param_groups"], optimizer.param_groups, strict=True)]
     # before loading, so that torch places the state (Adam's step) as this implementation wants
-    optimizer.load_state_dict({**state, "param_groups": [{**g, **flags} for g in state["param_groups"]]})
+    optimizer.load_state_dict({**state, "param_groups": groups})

@@ -178,6 +178,10 @@ def test_edited_config_is_refused_unless_forced(tmp_path: Path) -> None:
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "finished" and status["config_hash"] == changed[0]["new_hash"]
     assert status["config_history"] == [changed[0]["old_hash"]]
+    # the resumed run trained with the edited learning rate, not the one its checkpoint saved
+    final = torch.load(sorted((run_dir / "checkpoints").glob("round_*.pt"))[-1], weights_only=True)
+    rates = {g["lr"] for agent in final["agents"].values() for g in agent["optimizer"]["param_groups"]}
+    assert rates == {0.01}
 
 
 @pytest.mark.parametrize("content", ["[1, 2, 3]", "{not json", '"a string"'])
