@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -184,14 +185,23 @@ def run(cfg: RunConfig, *, topology: Topology | None = None, resume: RunDir | No
         run_hash = check_config(resume, config_hash or cfg.digest(), force) if resume else cfg.digest()
         # Actors first: a population the cluster cannot hold is refused before anything is written.
         backend = make_backend(cfg, topology.n)
+        created: RunDir | None = None
         try:
             run_dir = resume or RunDir.create(cfg)
+            created = None if resume else run_dir
             lock = lock or RunLock(run_dir.path).acquire()
             if resume is None:
                 topology.save(run_dir.path / "topology.json")
             trackers = Trackers.open(cfg, run_dir, resuming=resume is not None)  # logging.sinks
         except BaseException:
             backend.close()
+            if created is not None:
+                # a run that never played a round (a sink that cannot open, say) leaves no run
+                # directory behind that would list as a run still "running"
+                if lock is not None:
+                    lock.release()
+                    lock = None
+                shutil.rmtree(created.path, ignore_errors=True)
             raise
         say(f"run directory: {run_dir.path}")
         with trackers:

@@ -210,6 +210,31 @@ def test_unknown_sink_bad_option_and_missing_library_are_one_line_errors(
     assert not (tmp_path / "runs").exists()  # refused before anything was written
 
 
+class Unopenable(Recorder):
+    """A sink whose tracking server cannot be reached when the run starts."""
+
+    def __init__(self, params: Recorder.Params, run: Any) -> None:
+        assert (run.run_dir / "config.yaml").exists()  # it is opened inside the new run directory
+        raise ConnectionError("tracking server refused the connection")
+
+
+def test_a_sink_that_cannot_open_is_one_line_and_leaves_no_run_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry._registered["sinks"], "unopenable", Unopenable)
+    earlier = tmp_path / "runs" / "an-earlier-run"
+    earlier.mkdir(parents=True)
+    (earlier / "metrics.parquet").write_bytes(b"kept")
+    path = _config_file(tmp_path, ["unopenable"])
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith(f"neurocomm: error: {path}: logging.sinks[0]: the unopenable sink cannot open: "
+                          "ConnectionError: tracking server refused the connection")
+    # the run directory it had made is gone; what was there before is untouched
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["an-earlier-run"]
+    assert (earlier / "metrics.parquet").read_bytes() == b"kept"
+
+
 def test_sinks_short_form_round_trips_and_leaves_the_config_hash_alone(tmp_path: Path) -> None:
     plain = build_config(tiny_config(tmp_path))
     short = build_config(tiny_config(tmp_path, logging={"dir": str(tmp_path / "runs"),
