@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from neurocomm.platform import games
+from neurocomm.platform.building import map_leaves
 from neurocomm.platform.config import RunConfig
 from neurocomm.platform.games import Edge
 from neurocomm.platform.metrics import EdgeStats
@@ -55,35 +55,16 @@ def _as_tuple(value: Any, n: int) -> tuple[Any, ...]:
     return (value,) if n == 1 else tuple(value)
 
 
-def _converted(value: Any, leaf: Callable[[Any], Any]) -> Any:
-    """``value`` with ``leaf`` applied to every tensor or array in it (also inside tuples,
-    lists, dicts and dataclasses' fields)."""
-    if isinstance(value, torch.Tensor | np.ndarray):
-        return leaf(value)
-    if isinstance(value, tuple | list):
-        return type(value)(_converted(v, leaf) for v in value)
-    if isinstance(value, dict):
-        return {k: _converted(v, leaf) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
-        return type(value)(**{k: _converted(getattr(value, k), leaf) for k in value.__dataclass_fields__})
-    return value
-
-
 def _to_numpy(value: Any) -> Any:
     """Tensors as numpy arrays, for the way between actors: Ray ships an array as raw bytes,
     where a tensor goes through ``torch.save`` (about 3x the cost per message)."""
-    return _converted(value, lambda t: t.numpy() if isinstance(t, torch.Tensor) else t)
+    return map_leaves(value, lambda t: t.numpy())
 
 
 def _to_torch(value: Any) -> Any:
     """Back to tensors (the same dtypes and bits). Ray hands arrays over read-only, and torch
     wants memory it may write: those are copied (messages are small)."""
-    def leaf(a: Any) -> Any:
-        if isinstance(a, np.ndarray):
-            return torch.from_numpy(a if a.flags.writeable else a.copy())
-        return a
-
-    return _converted(value, leaf)
+    return map_leaves(value, lambda a: torch.from_numpy(a if a.flags.writeable else a.copy()), np.ndarray)
 
 
 def _ray_shard_class(base: type) -> type:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,18 +41,27 @@ def pick_device(cfg: RunConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def map_leaves(value: Any, leaf: Callable[[Any], Any], kinds: type | tuple[type, ...] = torch.Tensor) -> Any:
+    """``value`` with ``leaf`` applied to every instance of ``kinds`` in it (also inside tuples,
+    lists, dicts and dataclasses' fields)."""
+    if isinstance(value, kinds):
+        return leaf(value)
+    if isinstance(value, tuple | list):
+        return type(value)(map_leaves(v, leaf, kinds) for v in value)
+    if isinstance(value, dict):
+        return {k: map_leaves(v, leaf, kinds) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        return type(value)(**{k: map_leaves(getattr(value, k), leaf, kinds)
+                              for k in value.__dataclass_fields__})
+    return value
+
+
 def moved(value: Any, device: torch.device | str, copy: bool = False) -> Any:
     """Tensors (also inside tuples, lists, dicts and dataclasses' fields) on ``device``;
     ``copy`` gives each its own storage."""
-    if torch.is_tensor(value):
-        return value.detach().to(device, copy=True) if copy else value.to(device)
-    if isinstance(value, tuple | list):
-        return type(value)(moved(v, device, copy) for v in value)
-    if isinstance(value, dict):
-        return {k: moved(v, device, copy) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
-        return type(value)(**{k: moved(getattr(value, k), device, copy) for k in value.__dataclass_fields__})
-    return value
+    if copy:
+        return map_leaves(value, lambda t: t.detach().to(device, copy=True))
+    return map_leaves(value, lambda t: t.to(device))
 
 
 def outgoing(value: Any) -> Any:
