@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,10 +59,13 @@ class Browser:
 
         self._tmp = tempfile.TemporaryDirectory(prefix="neurocomm-drive-")
         profile = Path(self._tmp.name)
+        # its own process group: Chromium's helper processes (renderer, crash handler) may
+        # outlive the browser process and still be writing the profile when it is removed
         self._proc = subprocess.Popen(
             [chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
@@ -145,13 +151,16 @@ class Browser:
             if getattr(self, "_ws", None) is not None:
                 self._ws.close()
         finally:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=10)
+            self._signal_group(signal.SIGKILL)  # any helper still running
+            self._proc.wait()
             self._tmp.cleanup()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
 
     def __enter__(self) -> Browser:
         return self
